@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up everything the project needs on a fresh machine: a virtualenv with
+# the package and its extras. With --test, also what the full test suite
+# needs beyond Python packages (Chromium for the browser test, the Autobahn
+# TestSuite in a Python 2 virtualenv). Idempotent; every step is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  timeout 300 "$PYTHON" -m venv .venv
+fi
+echo "setup: installing rpcengine and its extras into .venv"
+timeout 900 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,docs,websocket,orjson]'
+
+if [ "${1:-}" = "--test" ]; then
+  bash .ci/install-chromium.sh
+  bash .ci/install-autobahn.sh
+fi
+echo "setup: done"

@@ -1,0 +1,116 @@
+"""MethodDispatcher: expose an object's ``rpc_`` methods, and nothing else."""
+
+from __future__ import annotations
+
+import inspect
+import keyword
+from collections.abc import Callable
+from typing import Any
+
+from dispatchers.introspection import DESCRIBE_METHOD, describe_callables
+from rpcengine.errors import MethodNotFound
+
+__all__ = ["MethodDispatcher", "dummy_rpc_handler", "is_plain_method_name"]
+
+_MAX_NAME_LENGTH = 200
+
+
+def is_plain_method_name(name: object) -> bool:
+    """Return whether ``name`` may be resolved at all: a short identifier not starting with ``_``."""
+    return (
+        type(name) is str
+        and 0 < len(name) <= _MAX_NAME_LENGTH
+        and name.isidentifier()
+        and not name.startswith("_")
+        and not keyword.iskeyword(name)
+    )
+
+
+class MethodDispatcher:
+    """Dispatcher that calls methods of ``obj`` named ``prefix + method + suffix``.
+
+    The Engine calls the dispatcher with the inbound Request or Notification;
+    the dispatcher calls the method with that message and returns its result.
+    It never resolves a name that is not a plain identifier or that starts
+    with ``_`` (so ``__class__``, ``__init__`` and ``_private`` are
+    :class:`~rpcengine.errors.MethodNotFound`), never evaluates a property and
+    never calls an attribute that is not callable.
+
+    An empty prefix would expose every public method of ``obj``, so it is
+    refused unless ``allow_empty_prefix=True`` says so explicitly. With
+    ``introspection`` on (the default), the reserved method
+    ``rpcengine.describe`` lists the exposed methods.
+    """
+
+    def __init__(
+        self,
+        obj: object,
+        prefix: str = "rpc_",
+        suffix: str = "",
+        *,
+        allow_empty_prefix: bool = False,
+        introspection: bool = True,
+    ) -> None:
+        if not prefix and not allow_empty_prefix:
+            raise ValueError("an empty prefix exposes every public method; pass allow_empty_prefix=True to mean it")
+        self.obj = obj
+        self.prefix = prefix
+        self.suffix = suffix
+        self.introspection = introspection
+        self._cache: dict[str, Callable[[Any], Any]] = {}
+
+    def __call__(self, request: Any) -> Any:
+        """Call the method named by ``request.method`` with ``request``; return its result.
+
+        Raises :class:`~rpcengine.errors.MethodNotFound` when no such method is exposed.
+        """
+        method = self._cache.get(request.method)
+        if method is None:
+            if request.method == DESCRIBE_METHOD and self.introspection:
+                return self.describe()
+            method = self.resolve(request.method)
+        return method(request)
+
+    def resolve(self, name: str) -> Callable[[Any], Any]:
+        """Return the bound method exposed as ``name``; raise MethodNotFound if there is none."""
+        if not is_plain_method_name(name):
+            raise MethodNotFound(name if type(name) is str else repr(name))
+        attribute = self.prefix + name + self.suffix
+        try:
+            raw = inspect.getattr_static(self.obj, attribute)
+        except AttributeError:
+            raise MethodNotFound(name) from None
+        if isinstance(raw, property) or not (callable(raw) or isinstance(raw, (staticmethod, classmethod))):
+            raise MethodNotFound(name)
+        method = getattr(self.obj, attribute)
+        if not callable(method):
+            raise MethodNotFound(name)
+        self._cache[name] = method
+        return method
+
+    def names(self) -> list[str]:
+        """Return the names of the exposed methods, without prefix and suffix."""
+        found = []
+        end = len(self.suffix)
+        for attribute in dir(self.obj):
+            if not attribute.startswith(self.prefix) or not attribute.endswith(self.suffix):
+                continue
+            name = attribute[len(self.prefix) : len(attribute) - end]
+            try:
+                self.resolve(name)
+            except MethodNotFound:
+                continue
+            found.append(name)
+        return found
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Return name, docstring summary and signature of every exposed method."""
+        return describe_callables((name, self.resolve(name)) for name in self.names())
+
+
+def dummy_rpc_handler(request: Any) -> Any:
+    """RPC handler that raises MethodNotFound for every call.
+
+    For applications that only publish data and never receive calls.
+    """
+    raise MethodNotFound(request.method)

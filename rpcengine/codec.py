@@ -1,0 +1,219 @@
+"""JSON codecs: turn message lists into UTF-8 bytes and back, strictly.
+
+A codec has ``encode(value) -> bytes`` and ``decode(data) -> value``.
+:class:`UjsonCodec` is the default; :class:`OrjsonCodec` is a faster drop-in
+when the optional ``orjson`` package is installed (``pip install
+rpcengine[orjson]``). Both enforce the same rules:
+
+* encoding emits UTF-8 with ``/`` unescaped and never a raw newline, and
+  raises :class:`~rpcengine.errors.EncodeError` for a value JSON cannot
+  represent: a set, bytes, NaN or Infinity, a key that is not a str, int,
+  float, bool or None, a lone surrogate;
+* decoding raises :class:`~rpcengine.errors.MessageTooLarge` above
+  ``max_size`` bytes and :class:`~rpcengine.errors.DecodeError` for invalid
+  UTF-8 or JSON, trailing data, NaN, Infinity, numbers that overflow to
+  infinity (``1e400``), lone surrogates, and nesting deeper than
+  ``max_depth``.
+
+ujson accepts 1024 levels of nesting, enough to make Python's own ``repr``
+and ``==`` raise RecursionError on the result; ``max_depth`` (default 64)
+keeps decoded values far from that. The checks that Python code must make
+run only when a cheap byte scan finds something that could need them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Protocol
+
+import ujson
+
+from rpcengine.errors import DecodeError, EncodeError, MessageTooLarge
+
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_SIZE",
+    "Codec",
+    "OrjsonCodec",
+    "UjsonCodec",
+    "default_codec",
+]
+
+#: Largest encoded document accepted by default: 1 MiB.
+DEFAULT_MAX_SIZE = 1 << 20
+#: Deepest nesting of lists and objects accepted by default.
+DEFAULT_MAX_DEPTH = 64
+
+_SCALARS = (str, int, float, bool, type(None))
+_KEY_TYPES = (str, int, float, bool, type(None))
+
+# Byte patterns after which ujson's result needs a second look: NaN and
+# Infinity literals, exponents of three digits (1e309 overflows), very long
+# digit runs, escaped surrogates and raw UTF-8 encoded surrogates (ED A0..BF).
+_SUSPECT = re.compile(rb"NaN|Infinity|[eE][+]?\d\d\d|\d{300}|\\[uU][dD][89abAB]|\\[uU][dD][c-fC-F]|\xed[\xa0-\xbf]")
+
+
+class Codec(Protocol):
+    """What a transport needs of a codec."""
+
+    name: str
+    max_size: int
+
+    def encode(self, value: Any) -> bytes:
+        """Return ``value`` as UTF-8 JSON bytes; raise EncodeError if it cannot be encoded."""
+        ...
+
+    def decode(self, data: bytes) -> Any:
+        """Return the value encoded in ``data``; raise DecodeError or MessageTooLarge."""
+        ...
+
+
+def _check_encodable(value: Any) -> None:
+    """Raise EncodeError for non-finite floats and unsupported keys anywhere in ``value``."""
+    stack = [value]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                raise EncodeError(f"{item!r} cannot be encoded as JSON")
+        elif kind is dict:
+            for key, child in item.items():
+                if not isinstance(key, _KEY_TYPES) or (type(key) is float and not math.isfinite(key)):
+                    raise EncodeError(f"object key {key!r} cannot be encoded as JSON")
+                if type(child) not in _SCALARS or type(child) is float:
+                    push(child)
+        elif kind is list or kind is tuple:
+            for child in item:
+                if type(child) not in _SCALARS or type(child) is float:
+                    push(child)
+        elif not isinstance(item, _SCALARS):
+            if isinstance(item, (dict, list, tuple)):
+                stack.extend(item.values() if isinstance(item, dict) else item)
+            else:
+                raise EncodeError(f"a value of type {type(item).__name__} cannot be encoded as JSON")
+
+
+def _check_decoded(value: Any, max_depth: int) -> None:
+    """Raise DecodeError if ``value`` nests too deep or holds non-finite floats or surrogates."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        kind = type(item)
+        if kind is list or kind is dict:
+            if depth > max_depth:
+                raise DecodeError(f"JSON nests deeper than {max_depth} levels")
+            if kind is dict:
+                for key in item:
+                    _check_text(key)
+                item = item.values()
+            for child in item:
+                push((child, depth + 1))
+        elif kind is float:
+            if not math.isfinite(child := item):
+                raise DecodeError(f"JSON number {child!r} is not finite")
+        elif kind is str:
+            _check_text(item)
+
+
+def _check_text(text: str) -> None:
+    """Raise DecodeError if ``text`` holds a lone surrogate."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise DecodeError("JSON string holds a lone surrogate") from None
+
+
+def _check_size(data: bytes | str, max_size: int) -> None:
+    """Raise MessageTooLarge if ``data`` is longer than ``max_size``."""
+    if len(data) > max_size:
+        raise MessageTooLarge(f"JSON document of {len(data)} bytes exceeds the maximum of {max_size}")
+
+
+class UjsonCodec:
+    """The default codec, built on ujson."""
+
+    name = "ujson"
+
+    def __init__(self, max_size: int = DEFAULT_MAX_SIZE, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+        self.max_size = max_size
+        self.max_depth = max_depth
+
+    def encode(self, value: Any) -> bytes:
+        """Return ``value`` as UTF-8 JSON bytes; raise EncodeError if it cannot be encoded."""
+        if type(value) is list:
+            for item in value:
+                if type(item) not in _SCALARS or type(item) is float:
+                    _check_encodable(item)
+        elif type(value) not in _SCALARS or type(value) is float:
+            _check_encodable(value)
+        try:
+            return ujson.dumps(
+                value, ensure_ascii=False, escape_forward_slashes=False, allow_nan=False, reject_bytes=True
+            ).encode()
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise EncodeError(f"cannot encode as JSON: {exc}") from None
+
+    def decode(self, data: bytes) -> Any:
+        """Return the value encoded in ``data``; raise DecodeError or MessageTooLarge."""
+        if len(data) > self.max_size:
+            _check_size(data, self.max_size)
+        if type(data) is str:
+            try:
+                data = data.encode()
+            except UnicodeEncodeError:
+                raise DecodeError("JSON text holds a lone surrogate") from None
+        try:
+            value = ujson.loads(data)
+        except (ValueError, OverflowError) as exc:
+            raise DecodeError(f"invalid JSON: {exc}") from None
+        if _SUSPECT.search(data) is not None or data.count(b"[") + data.count(b"{") > self.max_depth:
+            _check_decoded(value, self.max_depth)
+        return value
+
+
+class OrjsonCodec:
+    """A faster codec built on the optional orjson package (same rules as UjsonCodec)."""
+
+    name = "orjson"
+
+    def __init__(self, max_size: int = DEFAULT_MAX_SIZE, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+        import orjson  # optional dependency: imported only when this codec is chosen
+
+        self._orjson = orjson
+        self.max_size = max_size
+        self.max_depth = max_depth
+
+    def encode(self, value: Any) -> bytes:
+        """Return ``value`` as UTF-8 JSON bytes; raise EncodeError if it cannot be encoded."""
+        if type(value) is list:
+            for item in value:
+                if type(item) not in _SCALARS or type(item) is float:
+                    _check_encodable(item)
+        elif type(value) not in _SCALARS or type(value) is float:
+            _check_encodable(value)
+        try:
+            return self._orjson.dumps(value, option=self._orjson.OPT_NON_STR_KEYS)
+        except (TypeError, ValueError) as exc:
+            raise EncodeError(f"cannot encode as JSON: {exc}") from None
+
+    def decode(self, data: bytes) -> Any:
+        """Return the value encoded in ``data``; raise DecodeError or MessageTooLarge."""
+        if len(data) > self.max_size:
+            _check_size(data, self.max_size)
+        try:
+            value = self._orjson.loads(data)
+        except (ValueError, TypeError) as exc:
+            raise DecodeError(f"invalid JSON: {exc}") from None
+        if data.count(b"[") + data.count(b"{") > self.max_depth:
+            _check_decoded(value, self.max_depth)
+        return value
+
+
+def default_codec() -> UjsonCodec:
+    """Return a new instance of the default codec with default limits."""
+    return UjsonCodec()

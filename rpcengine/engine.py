@@ -1,0 +1,283 @@
+"""The Engine: numbers outbound messages, maps responses to requests, runs handlers.
+
+An Engine sits between application code and one transport. It holds no
+socket: the transport calls :meth:`Engine.handle_message` for every inbound
+message and :meth:`Engine.connection_lost` when it ends. Everything here
+runs on gevent and is meant for one OS thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from rpcengine.errors import (
+    ConnectionLost,
+    EncodeError,
+    MethodNotFound,
+    RequestException,
+    TooManyPendingRequests,
+)
+from rpcengine.messages import (
+    MAX_MESSAGE_ID,
+    Disconnect,
+    Error,
+    Message,
+    Notification,
+    Request,
+    Response,
+)
+from rpcengine.transport import TransportInterface
+from rpcengine.workers import WorkerPool
+
+__all__ = ["DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_PENDING", "Engine", "RpcHandler", "error_data"]
+
+log = logging.getLogger(__name__)
+
+#: A handler takes the inbound Request or Notification and returns the result data.
+RpcHandler = Callable[[Any], Any]
+
+#: Default bound on requests this side has sent and not yet seen answered.
+DEFAULT_MAX_PENDING = 65536
+#: Default number of inbound requests and notifications handled at once.
+DEFAULT_MAX_CONCURRENCY = 64
+
+
+def error_data(kind: str, message: str, **extra: Any) -> dict[str, Any]:
+    """Return the data of an Error message the engine generates itself.
+
+    ``kind`` is a stable machine-readable name (``method_not_found``,
+    ``internal_error``, ``unencodable_result``, ``invalid_message``, ...);
+    ``message`` is for people.
+    """
+    return {"error": kind, "message": message, **extra}
+
+
+class Engine:
+    """Transport neutral message factory and mapper between requests and responses.
+
+    ``rpc_handler`` is called with each inbound :class:`~rpcengine.messages.Request`
+    or :class:`~rpcengine.messages.Notification` (whose ``engine`` attribute
+    is this engine) and returns the response data; a dispatcher such as
+    :class:`dispatchers.MethodDispatcher` is the usual choice.
+
+    ``default_timeout`` applies to :meth:`request` calls that give none
+    (``None``: wait without limit, as long as the transport lives).
+    ``max_pending`` bounds the requests awaiting an answer: one more raises
+    :class:`~rpcengine.errors.TooManyPendingRequests` at once.
+    ``max_concurrency`` bounds the inbound messages handled at once; when
+    all are busy, :meth:`handle_message` blocks, which stops the transport
+    from reading more.
+    """
+
+    def __init__(
+        self,
+        transport: TransportInterface,
+        rpc_handler: RpcHandler,
+        *,
+        default_timeout: float | None = None,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    ) -> None:
+        self.transport = transport
+        self.rpc_handler = rpc_handler
+        self.default_timeout = default_timeout
+        self.max_pending = max_pending
+        self.closed = False
+        #: Set once the peer sent Disconnect: no new requests are sent to it.
+        self.peer_disconnecting = False
+        self._last_message_id = 0
+        self._pending: dict[int, Request] = {}
+        self._workers = WorkerPool(max_concurrency)
+        self._close_callbacks: list[Callable[[Engine], object]] = []
+        transport.bind(self)
+
+    # -- outbound ---------------------------------------------------------
+
+    def next_message_id(self) -> int:
+        """Generate the next message id for outbound messages (1, 2, 3, ...)."""
+        ident = self._last_message_id + 1
+        if ident > MAX_MESSAGE_ID:
+            ident = 1
+        self._last_message_id = ident
+        return ident
+
+    @property
+    def pending_count(self) -> int:
+        """Number of requests sent and not yet answered, timed out or lost."""
+        return len(self._pending)
+
+    def send(self, message: Message, **kwargs: Any) -> None:
+        """Hand ``message`` over to the transport.
+
+        May block (yield) while the transport applies backpressure. Raises
+        :class:`~rpcengine.errors.ConnectionLost` if the transport has ended
+        and :class:`~rpcengine.errors.EncodeError` if the message cannot be
+        encoded (nothing is sent then).
+        """
+        if self.closed:
+            raise ConnectionLost("the transport is closed")
+        self.transport.send(message, **kwargs)
+
+    def notify(self, method: str, data: Any = None, **kwargs: Any) -> None:
+        """Send a notification: call ``method`` on the peer without waiting for an answer.
+
+        Raises as :meth:`send` does.
+        """
+        self.send(Notification(self.next_message_id(), method, data), **kwargs)
+
+    def request(self, method: str, data: Any = None, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Send a request and wait (yielding to the hub) for its answer; return the answer's data.
+
+        ``timeout`` in seconds, or the engine's ``default_timeout`` when
+        ``None``. Raises :class:`~rpcengine.errors.RequestException` (with the
+        peer's error data) when answered by an Error,
+        :class:`~rpcengine.errors.RequestTimeout` when no answer came in
+        time, :class:`~rpcengine.errors.ConnectionLost` when the transport
+        ended first or the peer is disconnecting,
+        :class:`~rpcengine.errors.TooManyPendingRequests` when ``max_pending``
+        requests already wait, and :class:`~rpcengine.errors.EncodeError` when
+        ``data`` cannot be encoded. In every case the request leaves no entry
+        behind.
+        """
+        if self.closed:
+            raise ConnectionLost("the transport is closed")
+        if self.peer_disconnecting:
+            raise ConnectionLost("the peer is disconnecting")
+        pending = self._pending
+        if len(pending) >= self.max_pending:
+            raise TooManyPendingRequests(f"{len(pending)} requests are already pending")
+        request = Request(self.next_message_id(), method, data)
+        ident = request.message_id
+        pending[ident] = request
+        try:
+            self.transport.send(request, **kwargs)
+            response = request.get_response(timeout=self.default_timeout if timeout is None else timeout)
+        finally:
+            pending.pop(ident, None)
+        if type(response) is Error:
+            raise RequestException(response.data)
+        return response.data
+
+    # -- inbound ----------------------------------------------------------
+
+    def handle_message(self, message: Message) -> None:
+        """Handle a message received from the transport.
+
+        Answers complete their pending request; Requests and Notifications
+        go to a worker (blocking, yielding, while all workers are busy). A
+        late or unknown answer is logged and dropped.
+        """
+        kind = type(message)
+        if kind is Response or kind is Error:
+            request = self._pending.pop(message.request_message_id, None)  # type: ignore[attr-defined]
+            if request is None:
+                log.info("dropped %s for unknown or expired request %d", kind.__name__, message.request_message_id)  # type: ignore[attr-defined]
+            else:
+                request.set_response(message)  # type: ignore[arg-type]
+        elif self.closed:
+            log.debug("dropped %r received after the transport closed", message)
+        elif kind is Request:
+            message.engine = self  # type: ignore[attr-defined]
+            self._workers.submit(self._run_request, message)
+        elif kind is Notification:
+            message.engine = self  # type: ignore[attr-defined]
+            self._workers.submit(self._run_notification, message)
+        elif kind is Disconnect:
+            self.peer_disconnecting = True
+        # A Heartbeat concerns the transport only; one that reaches the engine needs nothing.
+
+    def _run_request(self, request: Request) -> None:
+        """Call the handler for ``request`` and send exactly one answer."""
+        try:
+            reply: Message = Response(self.next_message_id(), request.message_id, self.rpc_handler(request))
+        except MethodNotFound as exc:
+            reply = Error(self.next_message_id(), request.message_id, _method_not_found_data(exc))
+        except RequestException as exc:
+            reply = Error(self.next_message_id(), request.message_id, exc.data)
+        except Exception:
+            log.exception("handler for request %r (id %d) raised", request.method, request.message_id)
+            reply = Error(self.next_message_id(), request.message_id, error_data("internal_error", "internal error"))
+        try:
+            self.transport.send(reply)
+        except EncodeError as exc:
+            log.error("answer to %r (id %d) cannot be encoded: %s", request.method, request.message_id, exc)
+            data = error_data("unencodable_result", "the result cannot be encoded as JSON")
+            self._send_quietly(Error(reply.message_id, request.message_id, data))  # type: ignore[attr-defined]
+        except ConnectionLost:
+            log.debug("answer to %r (id %d) not sent: connection lost", request.method, request.message_id)
+
+    def _run_notification(self, notification: Notification) -> None:
+        """Call the handler for ``notification``; nothing is sent back."""
+        try:
+            self.rpc_handler(notification)
+        except MethodNotFound as exc:
+            log.warning("notification for unknown method %r dropped", exc.method_name)
+        except Exception:
+            log.exception("handler for notification %r raised", notification.method)
+
+    def _send_quietly(self, message: Message) -> None:
+        """Send ``message``, logging instead of raising if the transport is gone."""
+        try:
+            self.transport.send(message)
+        except ConnectionLost:
+            log.debug("message %r not sent: connection lost", message)
+
+    # -- lifecycle --------------------------------------------------------
+
+    def on_close(self, callback: Callable[[Engine], object]) -> None:
+        """Call ``callback(engine)`` once when this engine's transport ends (at once if it has)."""
+        if self.closed:
+            callback(self)
+        else:
+            self._close_callbacks.append(callback)
+
+    def close(self) -> None:
+        """Close the transport; pending requests fail with ConnectionLost. Does not block."""
+        if not self.closed:
+            self.transport.close()
+        self.connection_lost("closed locally")
+
+    def connection_lost(self, reason: str | BaseException | None = None) -> None:
+        """Called by the transport when it ends: fail every pending request at once.
+
+        Idempotent. Handlers already running go on (their answers cannot be
+        sent); idle workers exit.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self.fail_pending(str(reason) if reason is not None else "connection lost")
+        self._workers.close()
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                log.exception("close callback %r raised", callback)
+
+    def fail_pending(self, reason: str) -> int:
+        """Fail every pending request with ConnectionLost(reason), keep the engine open; return how many."""
+        pending, self._pending = self._pending, {}
+        for request in pending.values():
+            request.set_response(ConnectionLost(reason))
+        return len(pending)
+
+    def join_handlers(self, timeout: float | None = None) -> bool:
+        """Wait (yielding) until no inbound handler runs; return False on ``timeout``."""
+        return self._workers.join(timeout)
+
+    @property
+    def active_handlers(self) -> int:
+        """Number of inbound requests and notifications being handled now."""
+        return self._workers.busy
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<Engine {state} pending={len(self._pending)} transport={self.transport!r}>"
+
+
+def _method_not_found_data(exc: MethodNotFound) -> dict[str, Any]:
+    """Return the Error data sent for an unknown method."""
+    return error_data("method_not_found", f"method not found: {exc.method_name}", method=exc.method_name)

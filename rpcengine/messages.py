@@ -1,0 +1,305 @@
+"""The six message kinds of the wire protocol and their JSON list layouts.
+
+=============  ====  ==========================================
+kind           code  JSON list
+=============  ====  ==========================================
+Heartbeat         0  ``[0, last_message_id]``
+Notification      1  ``[1, message_id, method, data]``
+Request           2  ``[2, message_id, method, data]``
+Response          3  ``[3, message_id, request_message_id, data]``
+Error             4  ``[4, message_id, request_message_id, data]``
+Disconnect       -1  ``[-1]``
+=============  ====  ==========================================
+
+Parsing is strict: :meth:`Message.from_list` accepts exactly these layouts and
+raises :class:`~rpcengine.errors.InvalidMessage` for anything else (never
+``IndexError`` or ``TypeError``). A message id is an ``int`` (not a ``bool``)
+with ``0 <= id < 2**53``, so that JavaScript peers represent it exactly; a
+method is a non-empty ``str``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from gevent.event import Event
+
+from rpcengine.errors import ConnectionLost, InvalidMessage, RequestTimeout
+
+if TYPE_CHECKING:
+    from rpcengine.engine import Engine
+
+__all__ = [
+    "MAX_MESSAGE_ID",
+    "Disconnect",
+    "Error",
+    "Heartbeat",
+    "Message",
+    "Notification",
+    "Request",
+    "Response",
+]
+
+#: Message ids stay below 2**53 so that every JavaScript number holds them exactly.
+MAX_MESSAGE_ID = 2**53 - 1
+
+
+def _check_id(value: Any, what: str, request_id: int | None = None) -> int:
+    """Return ``value`` if it is a valid message id, else raise InvalidMessage."""
+    if type(value) is not int or not 0 <= value <= MAX_MESSAGE_ID:
+        raise InvalidMessage(f"{what} must be an integer from 0 to 2**53-1, got {_short(value)}", request_id)
+    return value
+
+
+def _check_method(value: Any, request_id: int | None) -> str:
+    """Return ``value`` if it is a valid method name, else raise InvalidMessage."""
+    if type(value) is not str or not value:
+        raise InvalidMessage(f"method must be a non-empty string, got {_short(value)}", request_id)
+    return value
+
+
+def _check_length(items: list, length: int, name: str, request_id: int | None = None) -> None:
+    """Raise InvalidMessage unless ``items`` has exactly ``length`` entries."""
+    if len(items) != length:
+        raise InvalidMessage(f"{name} takes a list of {length} items, got {len(items)}", request_id)
+
+
+def _short(value: Any) -> str:
+    """Return a bounded repr of ``value`` for error messages."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class Message:
+    """Base class for all messages."""
+
+    __slots__ = ()
+    code: ClassVar[int]
+
+    @staticmethod
+    def from_list(l: Any) -> Message:  # noqa: E741 - the seed API names it l
+        """Parse a list as defined in the protocol into a message object.
+
+        Raises :class:`~rpcengine.errors.InvalidMessage` for any value that is
+        not one of the six layouts; its ``request_id`` is set when the value
+        looks like a Request whose id could be read.
+        """
+        if type(l) is not list:
+            raise InvalidMessage(f"a message is a JSON list, got {type(l).__name__}")
+        if not l:
+            raise InvalidMessage("a message list cannot be empty")
+        code = l[0]
+        cls = _BY_CODE.get(code) if type(code) is int else None
+        if cls is None:
+            raise InvalidMessage(f"unknown message code {_short(code)}", _recover_request_id(l))
+        return cls.from_list(l)
+
+    def to_list(self) -> list:
+        """Serialize this message into a list."""
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.to_list() == self.to_list()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(repr(self.to_list()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_list()!r})"
+
+
+def _recover_request_id(items: list) -> int | None:
+    """Return the id of a list that claims to be a Request, if it can be read."""
+    if len(items) >= 2 and type(items[0]) is int and items[0] == Request.code:
+        ident = items[1]
+        if type(ident) is int and 0 <= ident <= MAX_MESSAGE_ID:
+            return ident
+    return None
+
+
+class Heartbeat(Message):
+    """Heartbeat message: acknowledges every message up to ``last_message_id``."""
+
+    __slots__ = ("last_message_id",)
+    code: ClassVar[int] = 0
+
+    def __init__(self, last_message_id: int) -> None:
+        self.last_message_id = last_message_id
+
+    @staticmethod
+    def from_list(l: Any) -> Heartbeat:  # noqa: E741
+        """Parse list into a heartbeat message."""
+        _check_length(l, 2, "Heartbeat")
+        return Heartbeat(_check_id(l[1], "last_message_id"))
+
+    def to_list(self) -> list:
+        """Serialize this message into a list."""
+        return [0, self.last_message_id]
+
+
+class Notification(Message):
+    """Notification message: calls ``method`` and expects no answer.
+
+    ``engine`` is the Engine that received it (``None`` for outbound ones), so
+    a handler can talk back over the same connection.
+    """
+
+    __slots__ = ("data", "engine", "message_id", "method")
+    code: ClassVar[int] = 1
+
+    def __init__(self, message_id: int, method: str, data: Any = None) -> None:
+        self.message_id = message_id
+        self.method = method
+        self.data = data
+        self.engine: Engine | None = None
+
+    @staticmethod
+    def from_list(l: Any) -> Notification:  # noqa: E741
+        """Parse list into a notification message."""
+        _check_length(l, 4, "Notification")
+        return Notification(_check_id(l[1], "message_id"), _check_method(l[2], None), l[3])
+
+    def to_list(self) -> list:
+        """Serialize this message into a list."""
+        return [1, self.message_id, self.method, self.data]
+
+
+class Request(Message):
+    """Request message: calls ``method`` and expects exactly one Response or Error.
+
+    For an inbound request ``engine`` is the Engine that received it, so a
+    handler can call its peer back over the same connection.
+    """
+
+    __slots__ = ("_event", "data", "engine", "message_id", "method", "response")
+    code: ClassVar[int] = 2
+
+    def __init__(self, message_id: int, method: str, data: Any = None) -> None:
+        self.message_id = message_id
+        self.method = method
+        self.data = data
+        self.engine: Engine | None = None
+        #: The Response or Error once it arrived; a ConnectionLost if the transport closed first.
+        self.response: Response | Error | ConnectionLost | None = None
+        self._event: Event | None = None
+
+    @staticmethod
+    def from_list(l: Any) -> Request:  # noqa: E741
+        """Parse list into a request message."""
+        request_id = _recover_request_id(l)
+        _check_length(l, 4, "Request", request_id)
+        return Request(_check_id(l[1], "message_id"), _check_method(l[2], request_id), l[3])
+
+    def to_list(self) -> list:
+        """Serialize this message into a list."""
+        return [2, self.message_id, self.method, self.data]
+
+    def get_response(self, block: bool = True, timeout: float | None = None) -> Response | Error:
+        """Get the Response or Error for this request.
+
+        With ``block`` true, waits (yielding to the gevent hub) up to
+        ``timeout`` seconds, or without limit for ``None``. Raises
+        :class:`~rpcengine.errors.RequestTimeout` when no answer came in
+        time (at once when ``block`` is false), and
+        :class:`~rpcengine.errors.ConnectionLost` when the transport closed
+        before an answer arrived.
+        """
+        response = self.response
+        if response is None and block:
+            event = self._event
+            if event is None:
+                event = self._event = Event()
+            event.wait(timeout)
+            response = self.response
+        if response is None:
+            raise RequestTimeout(f"no answer to {self.method!r} (id {self.message_id}) within {timeout} s")
+        if type(response) is ConnectionLost:
+            raise response
+        return response  # type: ignore[return-value]
+
+    def set_response(self, response: Response | Error | ConnectionLost) -> bool:
+        """Record the answer and wake the waiting caller; return False if one was already set."""
+        if self.response is not None:
+            return False
+        self.response = response
+        if self._event is not None:
+            self._event.set()
+        return True
+
+
+class _Reply(Message):
+    """Common part of Response and Error: a reply naming the request it answers."""
+
+    __slots__ = ("data", "message_id", "request_message_id")
+
+    def __init__(self, message_id: int, request_message_id: int, data: Any = None) -> None:
+        self.message_id = message_id
+        self.request_message_id = request_message_id
+        self.data = data
+
+    def to_list(self) -> list:
+        """Serialize this message into a list."""
+        return [self.code, self.message_id, self.request_message_id, self.data]
+
+
+class Response(_Reply):
+    """Response message: the successful answer to a Request."""
+
+    __slots__ = ()
+    code: ClassVar[int] = 3
+
+    @staticmethod
+    def for_request(message_id: int, request: Request, data: Any = None) -> Response:
+        """Named constructor when the request is known; the Engine builds every response with it."""
+        return Response(message_id, request.message_id, data)
+
+    @staticmethod
+    def from_list(l: Any) -> Response:  # noqa: E741
+        """Parse list into a response message."""
+        _check_length(l, 4, "Response")
+        return Response(_check_id(l[1], "message_id"), _check_id(l[2], "request_message_id"), l[3])
+
+
+class Error(_Reply):
+    """Error message: the failure answer to a Request.
+
+    This is the message class, not the exception: the Engine raises
+    :class:`~rpcengine.errors.RequestException` upon receiving it.
+    """
+
+    __slots__ = ()
+    code: ClassVar[int] = 4
+
+    @staticmethod
+    def for_request(message_id: int, request: Request, data: Any = None) -> Error:
+        """Named constructor when the request is known; the Engine builds every error with it."""
+        return Error(message_id, request.message_id, data)
+
+    @staticmethod
+    def from_list(l: Any) -> Error:  # noqa: E741
+        """Parse list into an error message."""
+        _check_length(l, 4, "Error")
+        return Error(_check_id(l[1], "message_id"), _check_id(l[2], "request_message_id"), l[3])
+
+
+class Disconnect(Message):
+    """Disconnect message: the sender takes no new requests and will close.
+
+    Answers to requests it already received still follow before it closes.
+    """
+
+    __slots__ = ()
+    code: ClassVar[int] = -1
+
+    @staticmethod
+    def from_list(l: Any) -> Disconnect:  # noqa: E741
+        """Parse list into a disconnect message."""
+        _check_length(l, 1, "Disconnect")
+        return Disconnect()
+
+    def to_list(self) -> list:
+        """Serialize this message into a list."""
+        return [-1]
+
+
+_BY_CODE: dict[int, Any] = {cls.code: cls for cls in (Heartbeat, Notification, Request, Response, Error, Disconnect)}

@@ -1,0 +1,48 @@
+"""The interface between an Engine and its transport.
+
+The Engine never touches a socket: it hands outbound messages to a
+transport and the transport hands inbound ones back. Any object with these
+methods can carry an Engine; :class:`transports.base.Transport` is a base
+class that implements the bookkeeping.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from rpcengine.engine import Engine
+    from rpcengine.messages import Message
+
+__all__ = ["TransportInterface"]
+
+
+class TransportInterface(Protocol):
+    """What an :class:`~rpcengine.engine.Engine` requires of its transport.
+
+    * ``bind(engine)`` is called once by the Engine's constructor. From then
+      on the transport delivers each inbound message with
+      ``engine.handle_message(message)`` and reports its end, once, with
+      ``engine.connection_lost(reason)``.
+    * ``send(message, **kwargs)`` queues one message for the peer. It may
+      block (yield) for backpressure, raises
+      :class:`~rpcengine.errors.ConnectionLost` once the transport is closed
+      and :class:`~rpcengine.errors.EncodeError` if the message cannot be
+      encoded; in that case nothing was sent.
+    * ``close()`` ends the transport; the engine's pending requests fail.
+    * ``closed`` tells whether it has ended.
+    """
+
+    closed: bool
+
+    def bind(self, engine: Engine) -> None:
+        """Attach the engine that receives this transport's inbound messages."""
+        ...
+
+    def send(self, message: Message, **kwargs: Any) -> None:
+        """Queue ``message`` for the peer."""
+        ...
+
+    def close(self) -> None:
+        """End the transport."""
+        ...

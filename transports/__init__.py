@@ -1,0 +1,12 @@
+"""Transports carry an Engine's messages: in memory, over TCP, over WebSocket.
+
+* :mod:`transports.memory`: the in-memory loopback pair for tests;
+* :mod:`transports.tcp`: one JSON message per line over TCP (and TLS);
+* :mod:`transports.websocket`: one JSON message per text frame;
+* :mod:`transports.base`: the base class for writing a new transport.
+"""
+
+from transports.base import Transport
+from transports.memory import MemoryTransport, pair
+
+__all__ = ["MemoryTransport", "Transport", "pair"]

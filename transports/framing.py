@@ -1,0 +1,83 @@
+"""Line framing for byte streams: one JSON message per ``\\n``-terminated line.
+
+:class:`LineDecoder` is sans-I/O: feed it bytes as they arrive, get whole
+lines back. A line longer than ``max_line`` raises
+:class:`~rpcengine.errors.MessageTooLarge` as soon as that many bytes have
+arrived without a newline, so an overlong line is never buffered whole.
+A ``\\r`` before the ``\\n`` is dropped and blank lines are skipped, so
+``nc`` and ``socat`` users can type messages by hand.
+"""
+
+from __future__ import annotations
+
+from rpcengine.codec import DEFAULT_MAX_SIZE
+from rpcengine.errors import DecodeError, MessageTooLarge
+
+__all__ = ["LineDecoder", "frame_line"]
+
+
+def frame_line(payload: bytes) -> bytes:
+    """Return ``payload`` framed as one line (the codec never emits a raw newline)."""
+    return payload + b"\n"
+
+
+_WHITESPACE = b" \t\r"
+
+
+def _check_start(partial: bytes) -> None:
+    """Raise DecodeError at once if a line being received cannot be a JSON list or object.
+
+    Every frame starts with ``[`` or ``{``; rejecting anything else early
+    closes an HTTP request, a TLS ClientHello or random bytes without
+    waiting for a newline that may never come.
+    """
+    head = partial.lstrip(_WHITESPACE)[:1]
+    if head and head not in (b"[", b"{"):
+        raise DecodeError(f"a frame must start with '[' or '{{', got {head!r}")
+
+
+class LineDecoder:
+    """Split a byte stream into lines of at most ``max_line`` bytes."""
+
+    def __init__(self, max_line: int = DEFAULT_MAX_SIZE) -> None:
+        self.max_line = max_line
+        self._buffer = b""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet part of a whole line."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add ``data`` and return the whole lines it completes, without their newline.
+
+        Raises MessageTooLarge once a line exceeds ``max_line``; the decoder
+        is then unusable (the stream has lost its framing).
+        """
+        buffer = self._buffer + data if self._buffer else data
+        if b"\n" not in data:
+            if len(buffer) > self.max_line:
+                self._buffer = b""
+                raise MessageTooLarge(f"line exceeds {self.max_line} bytes")
+            self._buffer = buffer
+            _check_start(buffer)
+            return []
+        lines = buffer.split(b"\n")
+        self._buffer = lines.pop()
+        if len(self._buffer) > self.max_line:
+            self._buffer = b""
+            raise MessageTooLarge(f"line exceeds {self.max_line} bytes")
+        if self._buffer:
+            _check_start(self._buffer)
+        result = []
+        max_line = self.max_line
+        for line in lines:
+            if line[-1:] == b"\r":
+                line = line[:-1]
+            if not line:
+                continue
+            if len(line) > max_line:
+                self._buffer = b""
+                raise MessageTooLarge(f"line exceeds {max_line} bytes")
+            result.append(line)
+        return result

@@ -1,0 +1,150 @@
+"""The optional session handshake: a JSON object as the first frame each way.
+
+Messages are JSON lists; a handshake is a JSON object, so the two never mix
+up. A client that wants heartbeats and resume sends, as its first frame::
+
+    {"rpcengine": 1, "session": null, "ack": 0}
+
+(``session`` names a session to resume, ``ack`` is the last message id it
+received in that session). The server answers::
+
+    {"rpcengine": 1, "session": "<id>", "resumed": false, "ack": 0,
+     "heartbeat": 5.0, "timeout": 15.0}
+
+``resumed`` tells whether the named session was found; if not, the server
+started a new one and the client must treat its pending requests as lost.
+``ack`` is the last message id the server received from the client in that
+session. A refusal is ``{"rpcengine": 1, "error": "<why>"}`` followed by a
+close. A client whose first frame is a list skips all this: it gets a plain
+session with no resume and no heartbeat timeout, as ``nc`` users expect.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rpcengine.errors import HandshakeError
+from rpcengine.messages import MAX_MESSAGE_ID
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "SUPPORTED_VERSIONS",
+    "ClientHello",
+    "ServerHello",
+    "client_hello",
+    "is_handshake_frame",
+    "parse_client_hello",
+    "parse_server_hello",
+    "refusal",
+    "server_hello",
+]
+
+#: The handshake and message protocol version this library speaks.
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+_MAX_SESSION_ID = 128
+
+
+def is_handshake_frame(frame: bytes) -> bool:
+    """Return whether ``frame`` holds a JSON object (a handshake) rather than a message list."""
+    return frame.lstrip()[:1] == b"{"
+
+
+class ClientHello:
+    """A parsed client handshake."""
+
+    __slots__ = ("ack", "extra", "session", "version")
+
+    def __init__(self, version: int, session: str | None, ack: int, extra: dict[str, Any]) -> None:
+        self.version = version
+        self.session = session
+        self.ack = ack
+        #: Every other key the client sent (for example credentials for an authenticate hook).
+        self.extra = extra
+
+
+class ServerHello:
+    """A parsed server handshake answer."""
+
+    __slots__ = ("ack", "heartbeat", "resumed", "session", "timeout", "version")
+
+    def __init__(
+        self, version: int, session: str, resumed: bool, ack: int, heartbeat: float | None, timeout: float | None
+    ) -> None:
+        self.version = version
+        self.session = session
+        self.resumed = resumed
+        self.ack = ack
+        self.heartbeat = heartbeat
+        self.timeout = timeout
+
+
+def client_hello(session: str | None, ack: int, **extra: Any) -> dict[str, Any]:
+    """Return the client's handshake object."""
+    return {"rpcengine": PROTOCOL_VERSION, "session": session, "ack": ack, **extra}
+
+
+def server_hello(
+    session: str, resumed: bool, ack: int, heartbeat: float | None, timeout: float | None
+) -> dict[str, Any]:
+    """Return the server's handshake answer."""
+    return {
+        "rpcengine": PROTOCOL_VERSION,
+        "session": session,
+        "resumed": resumed,
+        "ack": ack,
+        "heartbeat": heartbeat,
+        "timeout": timeout,
+    }
+
+
+def refusal(reason: str) -> dict[str, Any]:
+    """Return the server's answer to a handshake it refuses."""
+    return {"rpcengine": PROTOCOL_VERSION, "error": reason}
+
+
+def _version(value: dict[str, Any]) -> int:
+    """Return the supported version named in a handshake object, else raise HandshakeError."""
+    version = value.get("rpcengine")
+    if type(version) is not int:
+        raise HandshakeError("handshake lacks an integer 'rpcengine' version")
+    if version not in SUPPORTED_VERSIONS:
+        raise HandshakeError(f"unsupported protocol version {version}")
+    return version
+
+
+def _ack(value: dict[str, Any]) -> int:
+    """Return the handshake's ``ack`` field, validated."""
+    ack = value.get("ack", 0)
+    if type(ack) is not int or not 0 <= ack <= MAX_MESSAGE_ID:
+        raise HandshakeError("handshake 'ack' must be a message id")
+    return ack
+
+
+def parse_client_hello(value: Any) -> ClientHello:
+    """Validate a decoded client handshake; raise HandshakeError if it is unacceptable."""
+    if type(value) is not dict:
+        raise HandshakeError("a handshake is a JSON object")
+    version = _version(value)
+    session = value.get("session")
+    if session is not None and (type(session) is not str or not 0 < len(session) <= _MAX_SESSION_ID):
+        raise HandshakeError("handshake 'session' must be null or a session id")
+    extra = {k: v for k, v in value.items() if k not in ("rpcengine", "session", "ack")}
+    return ClientHello(version, session, _ack(value), extra)
+
+
+def parse_server_hello(value: Any) -> ServerHello:
+    """Validate a decoded server answer; raise HandshakeError if it is a refusal or malformed."""
+    if type(value) is not dict:
+        raise HandshakeError("the server's handshake answer is not a JSON object")
+    if "error" in value:
+        raise HandshakeError(f"server refused the handshake: {value['error']}")
+    version = _version(value)
+    session = value.get("session")
+    if type(session) is not str or not session:
+        raise HandshakeError("the server's handshake answer lacks a session id")
+    heartbeat, timeout = value.get("heartbeat"), value.get("timeout")
+    for number in (heartbeat, timeout):
+        if number is not None and (type(number) not in (int, float) or number <= 0):
+            raise HandshakeError("the server's heartbeat settings are invalid")
+    return ServerHello(version, session, bool(value.get("resumed")), _ack(value), heartbeat, timeout)
