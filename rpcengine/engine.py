@@ -180,10 +180,12 @@ class Engine:
             log.debug("dropped %r received after the transport closed", message)
         elif kind is Request:
             message.engine = self  # type: ignore[attr-defined]
-            self._workers.submit(self._run_request, message)
+            if not self._workers.submit(self._run_request, message):
+                log.debug("request %r dropped: the engine closed while it waited", message)
         elif kind is Notification:
             message.engine = self  # type: ignore[attr-defined]
-            self._workers.submit(self._run_notification, message)
+            if not self._workers.submit(self._run_notification, message):
+                log.debug("notification %r dropped: the engine closed while it waited", message)
         elif kind is Disconnect:
             self.peer_disconnecting = True
         # A Heartbeat concerns the transport only; one that reaches the engine needs nothing.

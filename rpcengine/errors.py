@@ -70,7 +70,7 @@ class RequestException(RpcError):
     Error reply, unchanged.
     """
 
-    def __init__(self, data: Any = None) -> None:
+    def __init__(self, data: Any) -> None:
         super().__init__(_describe_error_data(data))
         self.data = data
 

@@ -37,6 +37,7 @@ class WorkerPool:
         self._jobs: SimpleQueue = SimpleQueue()
         self._workers: set[gevent.Greenlet] = set()
         self._idle = 0
+        self._waiting = 0
         self._closed = False
 
     @property
@@ -49,18 +50,22 @@ class WorkerPool:
         """Number of worker greenlets alive."""
         return len(self._workers)
 
-    def submit(self, func: Callable[[Any], object], arg: Any) -> None:
+    def submit(self, func: Callable[[Any], object], arg: Any) -> bool:
         """Run ``func(arg)`` on a worker; blocks (yielding to the hub) while the pool is full.
 
         ``func`` must handle its own exceptions; one that escapes is logged.
-        Raises RuntimeError after :meth:`close`.
+        Returns False, running nothing, if the pool is or gets closed meanwhile.
         """
         if self._closed:
-            raise RuntimeError("worker pool is closed")
-        self._slots.acquire()
+            return False
+        self._waiting += 1
+        try:
+            self._slots.acquire()
+        finally:
+            self._waiting -= 1
         if self._closed:
             self._slots.release()
-            raise RuntimeError("worker pool is closed")
+            return False
         if self._idle == 0:
             worker = gevent.Greenlet(self._run)
             worker.name = self.name
@@ -69,6 +74,7 @@ class WorkerPool:
         else:
             self._idle -= 1
         self._jobs.put((func, arg))
+        return True
 
     def _run(self) -> None:
         """Worker loop: take jobs until told to stop."""
@@ -106,10 +112,12 @@ class WorkerPool:
         return taken == self.size
 
     def close(self) -> None:
-        """Refuse new jobs and let idle workers exit; running jobs finish on their own."""
+        """Refuse new jobs, wake blocked submitters, let idle workers exit; running jobs finish."""
         if self._closed:
             return
         self._closed = True
+        for _ in range(self._waiting):
+            self._slots.release()
         for _ in range(self._idle):
             self._jobs.put(_STOP)
         self._idle = 0

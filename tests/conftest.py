@@ -1,0 +1,62 @@
+"""Shared fixtures: every test must end with zero errors reported to the gevent hub."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import gevent
+import gevent.hub
+import pytest
+
+from rpcengine import Engine
+from transports.memory import pair
+
+
+class HubErrors:
+    """Errors the gevent hub reported (a greenlet died with an exception) during one test."""
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[object, type, BaseException]] = []
+
+    def __len__(self) -> int:
+        return len(self.errors)
+
+    def clear(self) -> None:
+        """Forget errors a test provoked on purpose and has checked."""
+        self.errors.clear()
+
+
+@pytest.fixture(autouse=True)
+def hub_errors(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubErrors]:
+    """Record hub errors during the test and fail it if any remain at the end."""
+    record = HubErrors()
+    hub = gevent.get_hub()
+    original = hub.handle_error
+
+    def handle_error(context: object, kind: type, value: BaseException, tb: object) -> None:
+        if kind is not None and not issubclass(kind, (gevent.GreenletExit, KeyboardInterrupt, SystemExit)):
+            record.errors.append((context, kind, value))
+        original(context, kind, value, tb)
+
+    monkeypatch.setattr(hub, "handle_error", handle_error)
+    yield record
+    assert not record.errors, f"errors reported to the gevent hub: {record.errors!r}"
+
+
+@pytest.fixture
+def loopback() -> Iterator[tuple[Engine, Engine]]:
+    """Yield a function making (client, server) engines over a loopback pair; closes them after."""
+    made: list[Engine] = []
+
+    def make(server_handler: object, client_handler: object = None, **options: object) -> tuple[Engine, Engine]:
+        from dispatchers import dummy_rpc_handler
+
+        left, right = pair()
+        client = Engine(left, client_handler or dummy_rpc_handler, **options)  # type: ignore[arg-type]
+        server = Engine(right, server_handler, **options)  # type: ignore[arg-type]
+        made.extend((client, server))
+        return client, server
+
+    yield make  # type: ignore[misc]
+    for engine in made:
+        engine.close()

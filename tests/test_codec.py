@@ -1,0 +1,118 @@
+"""The JSON codecs: strict decoding, clear encoding errors, identical rules for ujson and orjson."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rpcengine import DecodeError, EncodeError, MessageTooLarge
+from rpcengine.codec import DEFAULT_MAX_DEPTH, OrjsonCodec, UjsonCodec
+
+CODECS = [UjsonCodec]
+try:
+    import orjson  # noqa: F401
+
+    CODECS.append(OrjsonCodec)
+except ImportError:  # pragma: no cover - orjson is in the test extra
+    pass
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(alphabet=st.characters(blacklist_categories=("Cs",))),
+    lambda children: st.lists(children, max_size=5)
+    | st.dictionaries(st.text(alphabet=st.characters(blacklist_categories=("Cs",))), children, max_size=5),
+    max_leaves=30,
+)
+
+
+@pytest.fixture(params=CODECS, ids=lambda c: c.name)
+def codec(request: pytest.FixtureRequest) -> UjsonCodec:
+    return request.param()
+
+
+@given(json_values)
+def test_round_trip(value: object) -> None:
+    for cls in CODECS:
+        codec = cls()
+        data = codec.encode(value)
+        assert isinstance(data, bytes)
+        assert b"\n" not in data, "the encoder never emits a raw newline"
+        decoded = codec.decode(data)
+        if not (isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63):
+            assert decoded == value or (isinstance(value, float) and math.isclose(decoded, value))
+
+
+def test_encoding_details(codec: UjsonCodec) -> None:
+    assert codec.encode(["a/b", "é", "\n"]) == '["a/b","é","\\n"]'.encode()
+    assert codec.encode({"k": (1, 2)}) == b'{"k":[1,2]}'
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{1, 2}, b"bytes", float("nan"), float("inf"), [1, {"a": [float("-inf")]}], {(1, 2): 3}, object(), "\ud800"],
+    ids=["set", "bytes", "nan", "inf", "nested-inf", "tuple-key", "object", "lone-surrogate"],
+)
+def test_unencodable_values_raise_encode_error(codec: UjsonCodec, value: object) -> None:
+    with pytest.raises(EncodeError):
+        codec.encode(value)
+    assert issubclass(EncodeError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"NaN",
+        b"[Infinity]",
+        b"-Infinity",
+        b"[1e400]",
+        b'"\\ud800"',
+        b'{"\\udc00": 1}',
+        b'"\xed\xa0\x80"',
+        b"\xff",
+        b'"\xc3"',
+        b"[1,2]x",
+        b"[1,",
+        b"",
+        b"{'a': 1}",
+    ],
+)
+def test_invalid_documents_raise_decode_error(codec: UjsonCodec, data: bytes) -> None:
+    with pytest.raises(DecodeError):
+        codec.decode(data)
+
+
+@pytest.mark.parametrize("depth", [31, 63, 64, 65, 100, 1023, 1024, 1025, 100_000])
+def test_nesting_limit(codec: UjsonCodec, depth: int) -> None:
+    data = b"[" * depth + b"]" * depth
+    if depth <= DEFAULT_MAX_DEPTH:
+        value = codec.decode(data)
+        assert repr(value).count("[") == depth
+    else:
+        with pytest.raises(DecodeError):
+            codec.decode(data)
+
+
+def test_nesting_limit_counts_objects_too(codec: UjsonCodec) -> None:
+    data = b'{"a":' * 65 + b"1" + b"}" * 65
+    with pytest.raises(DecodeError):
+        codec.decode(data)
+    wide = b"[" + b",".join([b"[1]"] * 500) + b"]"
+    assert len(codec.decode(wide)) == 500
+
+
+def test_size_limit() -> None:
+    for cls in CODECS:
+        codec = cls(max_size=100)
+        codec.decode(b'"' + b"x" * 98 + b'"')
+        with pytest.raises(MessageTooLarge):
+            codec.decode(b'"' + b"x" * 99 + b'"')
+
+
+def test_edge_values_accepted(codec: UjsonCodec) -> None:
+    assert codec.decode(b'{"a":1,"a":2}') == {"a": 2}
+    assert codec.decode(b"1.5e300") == 1.5e300
+    assert codec.decode(b'"e123 NaN Infinity"') == "e123 NaN Infinity"
+    assert codec.decode(b'"\\ud83d\\ude00"') == "\U0001f600"
