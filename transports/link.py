@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+import gevent.socket
 from gevent.event import Event
 
 from rpcengine.errors import ConnectionLost
@@ -51,8 +52,11 @@ class SocketLink:
         self._out: list[bytes] = []
         self._out_bytes = 0
         self._writing = False
+        self._scheduled = False
         self._drained: Event | None = None
-        self._flusher: gevent.Greenlet | None = None
+        self._loop = gevent.get_hub().loop
+        # The non-blocking OS socket under a plain gevent socket (None for TLS and others).
+        self._raw = getattr(sock, "_sock", None) if type(sock) is gevent.socket.socket else None
 
     # -- writing ----------------------------------------------------------
 
@@ -62,36 +66,35 @@ class SocketLink:
         return self._out_bytes
 
     def write(self, payload: bytes) -> None:
-        """Queue ``payload`` and flush; blocks (yields) while the socket is slow and the buffer full.
+        """Queue ``payload`` for the socket; blocks (yields) only while the buffer is over ``max_buffer``.
 
-        Raises ConnectionLost if the link is closed.
+        Everything queued before the caller next yields goes out in one
+        write. Raises ConnectionLost if the link is closed.
         """
         if self.closed:
             raise ConnectionLost(self.close_reason or "the connection is closed")
         self._out.append(payload)
         self._out_bytes += len(payload)
-        if not self._writing:
-            self._flush()
+        if not self._writing and not self._scheduled:
+            self._scheduled = True
+            self._loop.run_callback(self._flush_soon)
         elif self._out_bytes > self.max_buffer:
             self._wait_drained()
 
     def write_many(self, payloads: list[bytes]) -> None:
-        """Queue several payloads and flush them together (same rules as :meth:`write`)."""
+        """Queue several payloads to go out together (same rules as :meth:`write`)."""
         if not payloads:
             return
         if self.closed:
             raise ConnectionLost(self.close_reason or "the connection is closed")
-        self._out.extend(payloads)
-        self._out_bytes += sum(map(len, payloads))
-        if not self._writing:
-            self._flush()
-        elif self._out_bytes > self.max_buffer:
-            self._wait_drained()
+        self._out.extend(payloads[:-1])
+        self._out_bytes += sum(map(len, payloads[:-1]))
+        self.write(payloads[-1])
 
     def write_nowait(self, payload: bytes) -> bool:
-        """Queue ``payload`` without blocking; return False (queuing nothing) if the buffer is full.
+        """Queue ``payload`` without ever blocking; return False (queuing nothing) if the buffer is full.
 
-        A background greenlet does the writing. Raises ConnectionLost if closed.
+        Raises ConnectionLost if the link is closed.
         """
         if self.closed:
             raise ConnectionLost(self.close_reason or "the connection is closed")
@@ -99,22 +102,38 @@ class SocketLink:
             return False
         self._out.append(payload)
         self._out_bytes += len(payload)
-        if not self._writing and self._flusher is None:
-            self._flusher = gevent.spawn(self._background_flush)
+        if not self._writing and not self._scheduled:
+            self._scheduled = True
+            self._loop.run_callback(self._flush_soon)
         return True
 
-    def _background_flush(self) -> None:
-        """Flush from a helper greenlet (for writers that must not block)."""
-        try:
-            if not self._writing:
-                self._flush()
-        finally:
-            self._flusher = None
+    def _flush_soon(self) -> None:
+        """Hand everything queued to the socket without blocking; runs as a hub callback.
 
-    def _flush(self) -> None:
-        """Write everything queued, batching what arrives meanwhile; ends the link on error."""
-        self._writing = True
+        What the socket does not take at once is written by a writer
+        greenlet, which also takes whatever is queued meanwhile.
+        """
+        self._scheduled = False
+        if self.closed or self._writing or not self._out:
+            return
+        batch, self._out = self._out, []
+        self._out_bytes = 0
+        data = self.frame_batch(batch)
         try:
+            sent = self.send_nowait(data)
+        except OSError as exc:
+            gevent.spawn(self.close, f"write failed: {exc}")
+            return
+        if sent < len(data):
+            self._writing = True
+            gevent.spawn(self._write_rest, memoryview(data)[sent:])
+        else:
+            self._signal_drained()
+
+    def _write_rest(self, data: memoryview) -> None:
+        """Writer greenlet: send ``data`` and then everything queued meanwhile; ends the link on error."""
+        try:
+            self.send_bytes(data)
             while self._out and not self.closed:
                 batch, self._out = self._out, []
                 self._out_bytes = 0
@@ -123,12 +142,16 @@ class SocketLink:
             self.close(f"write failed: {exc}")
         finally:
             self._writing = False
-            if self._drained is not None:
-                self._drained.set()
-                self._drained = None
+            self._signal_drained()
+
+    def _signal_drained(self) -> None:
+        """Wake writers waiting for the buffer to drain."""
+        drained, self._drained = self._drained, None
+        if drained is not None:
+            drained.set()
 
     def _wait_drained(self) -> None:
-        """Block until the current writer has emptied the queue or the link closed."""
+        """Block until the queue has been handed to the socket or the link closed."""
         drained = self._drained
         if drained is None:
             drained = self._drained = Event()
@@ -140,23 +163,42 @@ class SocketLink:
         """Wait (yielding) up to ``timeout`` for queued bytes to reach the socket; return whether they did."""
         with gevent.Timeout(timeout, False):
             while (self._writing or self._out) and not self.closed:
-                if not self._writing:
-                    self._flush()
-                    continue
-                drained = self._drained
-                if drained is None:
-                    drained = self._drained = Event()
-                drained.wait()
+                self._wait_drained_quietly()
             return not self._out
         return False
+
+    def _wait_drained_quietly(self) -> None:
+        """Wait for the next drain signal (used by :meth:`flush_quietly`)."""
+        drained = self._drained
+        if drained is None:
+            drained = self._drained = Event()
+        if not self._writing and not self._scheduled:
+            self._scheduled = True
+            self._loop.run_callback(self._flush_soon)
+        drained.wait()
 
     def frame_batch(self, payloads: list[bytes]) -> bytes:
         """Return the bytes that carry ``payloads`` on the wire (implemented by subclasses)."""
         raise NotImplementedError
 
-    def send_bytes(self, data: bytes) -> None:
+    def send_bytes(self, data: bytes | memoryview) -> None:
         """Write ``data`` to the socket, blocking (yielding) until it is taken."""
         self.sock.sendall(data)  # type: ignore[attr-defined]
+
+    def send_nowait(self, data: bytes) -> int:
+        """Write what the socket takes at once without blocking; return the number of bytes taken.
+
+        Plain gevent sockets are written directly (they are non-blocking
+        underneath); other sockets (TLS) take nothing here and are written
+        by the writer greenlet.
+        """
+        raw = self._raw
+        if raw is None:
+            return 0
+        try:
+            return raw.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
 
     # -- reading and lifecycle --------------------------------------------
 
@@ -176,9 +218,7 @@ class SocketLink:
             self.close_socket()
         except OSError as exc:
             log.debug("closing socket failed: %s", exc)
-        if self._drained is not None:
-            self._drained.set()
-            self._drained = None
+        self._signal_drained()
         callback, self.on_lost = self.on_lost, None
         if callback is not None:
             callback(self, reason)
