@@ -47,6 +47,7 @@ DEFAULT_MAX_DEPTH = 64
 
 _SCALARS = (str, int, float, bool, type(None))
 _KEY_TYPES = (str, int, float, bool, type(None))
+_CONTAINERS = frozenset({dict, list, tuple})
 
 # Byte patterns after which ujson's result needs a second look: NaN and
 # Infinity literals, exponents of three digits (1e309 overflows), very long
@@ -94,6 +95,30 @@ def _check_encodable(value: Any) -> None:
                 stack.extend(item.values() if isinstance(item, dict) else item)
             else:
                 raise EncodeError(f"a value of type {type(item).__name__} cannot be encoded as JSON")
+
+
+def _check_keys(value: Any) -> None:
+    """Raise EncodeError if any dict in ``value`` has a key JSON cannot represent.
+
+    ujson itself rejects sets, bytes, NaN and lone surrogates, but turns any
+    key into a string (a tuple key becomes ``"(1, 2)"``); this walk finds
+    such keys. It stays in C for the common cases: ``"".join(d)`` checks
+    that all keys of a dict are strings, and a set test on ``map(type, ...)``
+    skips containers holding no further containers.
+    """
+    if type(value) is dict:
+        try:
+            "".join(value)
+        except TypeError:
+            for key in value:
+                if not isinstance(key, _KEY_TYPES):
+                    raise EncodeError(f"object key {key!r} cannot be encoded as JSON") from None
+        value = value.values()
+    if _CONTAINERS.isdisjoint(map(type, value)):
+        return
+    for child in value:
+        if type(child) in _CONTAINERS:
+            _check_keys(child)
 
 
 def _check_decoded(value: Any, max_depth: int) -> None:
@@ -145,12 +170,11 @@ class UjsonCodec:
 
     def encode(self, value: Any) -> bytes:
         """Return ``value`` as UTF-8 JSON bytes; raise EncodeError if it cannot be encoded."""
-        if type(value) is list:
-            for item in value:
-                if type(item) not in _SCALARS or type(item) is float:
-                    _check_encodable(item)
-        elif type(value) not in _SCALARS or type(value) is float:
-            _check_encodable(value)
+        try:
+            if type(value) in _CONTAINERS:
+                _check_keys(value)
+        except RecursionError:
+            raise EncodeError("value nests too deep to encode") from None
         try:
             return ujson.dumps(
                 value, ensure_ascii=False, escape_forward_slashes=False, allow_nan=False, reject_bytes=True
