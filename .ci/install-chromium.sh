@@ -4,7 +4,7 @@ set -euo pipefail
 
 log() { echo "[install-chromium] $*"; }
 
-if [ -x /usr/bin/chromium ]; then
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
     log "chromium already installed, skipping"
 else
     SUDO=""
@@ -17,7 +17,7 @@ else
     fi
     log "apt-get install chromium chromium-driver"
     if ! timeout 900 $SUDO env DEBIAN_FRONTEND=noninteractive \
-            apt-get install -y -q --no-install-recommends chromium chromium-driver >"$LOG" 2>&1; then
+            apt-get install -y -q -o DPkg::Lock::Timeout=120 --no-install-recommends chromium chromium-driver >"$LOG" 2>&1; then
         cat "$LOG" >&2; log "apt-get install failed"; exit 1
     fi
 fi
