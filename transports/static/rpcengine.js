@@ -56,7 +56,7 @@
     heartbeatInterval: 5, // seconds between heartbeats we send
     heartbeatTimeout: 15, // peer silent this long: connection declared dead
     timeout: null, // default request timeout in seconds (null: none)
-    protocols: undefined, // WebSocket subprotocols to offer
+    protocols: ["rpcengine.v1"], // WebSocket subprotocols to offer (the server selects rpcengine.v1)
   };
 
   class Client {
