@@ -78,6 +78,10 @@ def _handshake(
         if session.session_id and not hello.resumed:
             session.restart(hello.session)
         session.session_id = hello.session
+        if hello.heartbeat and (not session.heartbeat_interval or hello.heartbeat < session.heartbeat_interval):
+            # The server declares us dead after its own timeout: send as often as it does.
+            session.heartbeat_interval = hello.heartbeat
+        session.peer_outbox_bound(hello.max_unacked)
         link.session = session
         session.attach(link, hello.ack)
         answered.set(hello)
@@ -89,7 +93,8 @@ def _handshake(
     link.receiver = first_frame
     link.on_lost = lost
     start_reading(link)
-    link.write(session.codec.encode(client_hello(session.session_id or None, session.last_received, **extra)))
+    hello = client_hello(session.session_id or None, session.last_received, session.config.max_unacked, **extra)
+    link.write(session.codec.encode(hello))
     try:
         answered.get(timeout=timeout)
     except gevent.Timeout:

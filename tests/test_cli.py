@@ -1,0 +1,436 @@
+"""The rpcengine command line, run for real: `python -m rpcengine ...` against a `serve` subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SERVICE = "transports.demo_service:DemoService"
+URL_LINE = re.compile(r"^listening on ((?:tcp|tls|ws|wss)://\S+)$")
+
+
+def run_cli(*args: str, timeout: float = 20, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `python -m rpcengine ARGS` to completion."""
+    return subprocess.run(
+        [sys.executable, "-m", "rpcengine", *args], capture_output=True, text=True, timeout=timeout, input=stdin
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> str:
+    """Assert the exit code and that stderr is exactly one line without a traceback; return it."""
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+class Served:
+    """A `rpcengine serve` subprocess and the URLs it printed (read by a thread, so reads can time out)."""
+
+    def __init__(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rpcengine", "serve", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            env=env,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.urls: list[str] = []
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put("")
+
+    def wait_for(self, count: int, timeout: float = 15) -> list[str]:
+        """Read the `listening on URL` lines; fail with stderr if the server exits first."""
+        deadline = time.monotonic() + timeout
+        while len(self.urls) < count:
+            try:
+                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"serve printed no URL within {timeout} s") from None
+            if not line:
+                assert self.proc.stderr is not None
+                raise AssertionError(f"serve exited {self.proc.wait(5)}: {self.proc.stderr.read()}")
+            match = URL_LINE.match(line.strip())
+            assert match, line
+            self.urls.append(match.group(1))
+        return self.urls
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        """Signal the server and return its exit code (kill it if it does not end in time)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        try:
+            return self.proc.wait(15)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(5)
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    """A demo service served over TCP on a free port for the whole module."""
+    served = Served(SERVICE, "tcp://127.0.0.1:0")
+    try:
+        yield served.wait_for(1)[0]
+    finally:
+        code = served.stop()
+    assert code == 0
+
+
+def free_port() -> int:
+    """Return a TCP port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- the package entry point ------------------------------------------------------
+
+
+def test_import_rpcengine_loads_no_transport_or_dispatcher() -> None:
+    code = (
+        "import sys, rpcengine, rpcengine.__main__;"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('transports', 'dispatchers'));"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_help_and_version() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("serve", "call", "notify", "listen", "methods", "demo"):
+        assert command in result.stdout
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("rpcengine ")
+
+
+def test_console_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("rpcengine")
+    if not script.exists():
+        pytest.skip("the rpcengine console script is not installed next to this interpreter")
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stdout.startswith("rpcengine ")
+
+
+# -- call, notify, listen, methods --------------------------------------------
+
+
+def test_call_prints_the_result_as_json(url: str) -> None:
+    before = run_cli("call", url, "get")
+    assert before.returncode == 0, before.stderr
+    result = run_cli("call", url, "add", "2")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(before.stdout) + 2
+    assert result.stderr == ""
+
+
+def test_call_without_data_and_with_data_from_stdin(url: str) -> None:
+    assert json.loads(run_cli("call", url, "sleep", "0").stdout) == 0
+    result = run_cli("call", url, "sleep", "-", stdin="0.01\n")
+    assert result.returncode == 0 and json.loads(result.stdout) == 0.01
+
+
+def test_remote_error_exits_1_with_the_error_data_on_one_line(url: str) -> None:
+    line = assert_one_line_error(run_cli("call", url, "add", '"five"'), 1)
+    assert json.loads(line) == {"error": "invalid_params", "message": "add takes an integer", "got": "five"}
+    line = assert_one_line_error(run_cli("call", url, "no_such_method"), 1)
+    assert json.loads(line)["error"] == "method_not_found"
+
+
+def test_timeout_exits_3(url: str) -> None:
+    started = time.monotonic()
+    assert_one_line_error(run_cli("call", url, "sleep", "5", "--timeout", "0.3"), 3, "rpcengine: error: timeout")
+    assert time.monotonic() - started < 4
+
+
+def test_methods_lists_names_signatures_and_docstrings(url: str) -> None:
+    result = run_cli("methods", url)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "add(request: 'Any') -> 'int'" in lines or "add(request)" in lines or lines[0].startswith("add(")
+    assert any(line.startswith("    Add an integer") for line in lines)
+    names = [line.split("(")[0] for line in lines if not line.startswith(" ")]
+    assert names == ["add", "get", "greet", "say", "sleep"]
+    raw = run_cli("methods", url, "--json")
+    described = json.loads(raw.stdout)
+    assert [entry["name"] for entry in described] == names
+    assert all(set(entry) == {"name", "doc", "signature"} for entry in described)
+
+
+def test_listen_prints_the_broadcast_a_notify_causes(url: str) -> None:
+    listener = subprocess.Popen(
+        [sys.executable, "-m", "rpcengine", "listen", url, "--count", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while listener.poll() is None and time.monotonic() < deadline:
+            sent = run_cli("notify", url, "say", '{"name": "cli", "text": "hi"}')
+            assert sent.returncode == 0 and sent.stdout == "" and sent.stderr == "", sent
+            try:
+                listener.wait(0.5)
+            except subprocess.TimeoutExpired:
+                pass
+        out, err = listener.communicate(timeout=10)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.communicate()
+    assert listener.returncode == 0, err
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"method": "chat.message", "data": {"name": "cli", "text": "hi"}}
+    ]
+
+
+def test_listen_for_a_duration_exits_0(url: str) -> None:
+    result = run_cli("listen", url, "--duration", "0.3")
+    assert result.returncode == 0 and result.stderr == ""
+
+
+# -- usage errors: exit 2, one line -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad_url",
+    [
+        "http://127.0.0.1:7000",
+        "tcp://127.0.0.1",
+        "tcp://:7000",
+        "tcp://127.0.0.1:99999",
+        "tcp://127.0.0.1:0",
+        "tcp://127.0.0.1:7000/path",
+        "127.0.0.1:7000",
+        "ws://127.0.0.1:7000/x?y=1",
+    ],
+)
+def test_bad_url_exits_2(bad_url: str) -> None:
+    assert_one_line_error(run_cli("call", bad_url, "get"), 2, "rpcengine: error: bad URL")
+
+
+@pytest.mark.parametrize("bad_json", ["[1,", "NaN", "{'a': 1}", "five"])
+def test_invalid_json_exits_2(bad_json: str) -> None:
+    assert_one_line_error(run_cli("call", "tcp://127.0.0.1:1", "add", bad_json), 2, "invalid JSON argument")
+
+
+def test_missing_arguments_are_one_line_usage_errors() -> None:
+    assert_one_line_error(run_cli("call"), 2, "rpcengine: error:", "--help")
+    assert_one_line_error(run_cli("listen", "tcp://127.0.0.1:1", "--count", "0"), 2, "--count")
+    assert_one_line_error(run_cli("frobnicate"), 2, "rpcengine: error:")
+
+
+def test_serve_with_a_bad_target_exits_2() -> None:
+    assert_one_line_error(run_cli("serve", "no_such_module_xyz:Thing", "tcp://127.0.0.1:0"), 2, "cannot import")
+    assert_one_line_error(run_cli("serve", "transports.demo_service:Nope", "tcp://127.0.0.1:0"), 2, "no attribute")
+    assert_one_line_error(run_cli("serve", "transports.demo_service", "tcp://127.0.0.1:0"), 2, "MODULE:OBJECT")
+
+
+def test_serve_tls_without_a_certificate_exits_2() -> None:
+    assert_one_line_error(run_cli("serve", SERVICE, "tls://127.0.0.1:0"), 2, "--certfile")
+
+
+WITHOUT_WEBSOCKET = (
+    "import sys; sys.modules['transports.websocket'] = None;"  # as if the module were not there
+    "from rpcengine.__main__ import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def test_websocket_url_without_the_transport_is_a_clear_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_WEBSOCKET, "call", "ws://127.0.0.1:1/rpc", "get"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert_one_line_error(result, 2, "WebSocket transport (transports.websocket) is not installed")
+
+
+# -- connection failures: exit 4, one line ------------------------------------------
+
+
+def test_refused_connection_exits_4() -> None:
+    port = free_port()
+    assert_one_line_error(run_cli("call", f"tcp://127.0.0.1:{port}", "get"), 4, "cannot connect", "Connection refused")
+
+
+class OneShotServer:
+    """A raw TCP server thread that answers each connection's first line with ``reply``, then closes."""
+
+    def __init__(self, reply: bytes) -> None:
+        self.reply = reply
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        with self.sock:
+            conn, _ = self.sock.accept()
+            with conn:
+                conn.settimeout(10)
+                conn.recv(65536)
+                conn.sendall(self.reply)
+
+
+def test_handshake_refused_exits_4() -> None:
+    server = OneShotServer(b'{"rpcengine": 1, "error": "go away"}\n')
+    line = assert_one_line_error(run_cli("call", f"tcp://127.0.0.1:{server.port}", "get"), 4, "refused the handshake")
+    assert "go away" in line
+
+
+def test_connection_lost_exits_4() -> None:
+    server = OneShotServer(b"")
+    assert_one_line_error(run_cli("call", f"tcp://127.0.0.1:{server.port}", "get"), 4, "rpcengine: error:")
+
+
+def test_serve_on_a_busy_port_exits_4() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert_one_line_error(run_cli("serve", SERVICE, f"tcp://127.0.0.1:{port}"), 4, "cannot listen")
+
+
+def test_max_connections_option_refuses_the_extra_client() -> None:
+    served = Served(SERVICE, "tcp://127.0.0.1:0", "--max-connections", "1", "--heartbeat-interval", "0")
+    try:
+        url = served.wait_for(1)[0]
+        host, port = url.removeprefix("tcp://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as holder:
+            holder.sendall(b'{"rpcengine": 1, "session": null, "ack": 0}\n')
+            assert json.loads(holder.makefile("rb").readline())["rpcengine"] == 1  # admitted: the one slot is taken
+            assert_one_line_error(run_cli("call", url, "get"), 4, "rpcengine: error:")
+        deadline = time.monotonic() + 10
+        while run_cli("call", url, "get").returncode != 0:  # the slot is free again once the holder left
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        assert served.stop() == 0
+
+
+# -- serve: several listeners, signals, TLS, WebSocket --------------------------
+
+
+def test_serve_prints_every_listener_and_stops_on_sigint() -> None:
+    served = Served(SERVICE, "tcp://127.0.0.1:0", "tcp://127.0.0.1:0", "--log-level", "error")
+    try:
+        first, second = served.wait_for(2)
+        assert first != second
+        for url in (first, second):
+            assert run_cli("call", url, "get").returncode == 0
+    finally:
+        assert served.stop(signal.SIGINT) == 0
+
+
+def test_serve_lets_a_running_call_finish_on_sigterm() -> None:
+    served = Served(SERVICE, "tcp://127.0.0.1:0")
+    try:
+        url = served.wait_for(1)[0]
+        slow = subprocess.Popen(
+            [sys.executable, "-m", "rpcengine", "call", url, "sleep", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.6)
+    finally:
+        code = served.stop()
+    out, err = slow.communicate(timeout=20)
+    assert code == 0
+    assert slow.returncode == 0 and json.loads(out) == 1, err
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def test_tls_serve_and_call(certificate: tuple[str, str]) -> None:
+    cert, key = certificate
+    served = Served(SERVICE, "tls://127.0.0.1:0", "--certfile", cert, "--keyfile", key)
+    try:
+        url = served.wait_for(1)[0]
+        assert url.startswith("tls://")
+        result = run_cli("call", url, "add", "3", "--cafile", cert)
+        assert result.returncode == 0 and json.loads(result.stdout) == 3, result.stderr
+        assert run_cli("call", url, "get", "--insecure").returncode == 0
+        assert_one_line_error(run_cli("call", url, "get"), 4, "cannot connect")
+    finally:
+        assert served.stop() == 0
+
+
+def test_serve_and_call_over_websocket() -> None:
+    pytest.importorskip("transports.websocket")
+    served = Served(SERVICE, "ws://127.0.0.1:0/rpc", "ws://127.0.0.1:0/other", "tcp://127.0.0.1:0")
+    try:
+        urls = served.wait_for(3)
+        ws_rpc = next(url for url in urls if url.endswith("/rpc"))
+        ws_other = next(url for url in urls if url.endswith("/other"))
+        tcp = next(url for url in urls if url.startswith("tcp://"))
+        assert ws_rpc.rsplit("/", 1)[0] == ws_other.rsplit("/", 1)[0]
+        assert json.loads(run_cli("call", ws_rpc, "add", "4").stdout) == 4
+        assert json.loads(run_cli("call", ws_other, "get").stdout) == 4
+        assert json.loads(run_cli("call", tcp, "get").stdout) == 4
+        assert "add(" in run_cli("methods", ws_rpc).stdout
+        assert_one_line_error(run_cli("call", ws_rpc, "sleep", "3", "--timeout", "0.3"), 3)
+    finally:
+        assert served.stop() == 0
+
+
+def test_serve_instance_attribute_and_on_serve_hook(tmp_path: Path) -> None:
+    (tmp_path / "tiny_service.py").write_text(
+        "class Tiny:\n"
+        "    def on_serve(self, servers):\n"
+        "        self.count = len(servers)\n"
+        "    def rpc_servers(self, request):\n"
+        '        """Return how many servers on_serve saw."""\n'
+        "        return self.count\n"
+        "tiny = Tiny()\n"
+    )
+    served = Served(
+        "tiny_service:tiny",
+        "tcp://127.0.0.1:0",
+        "tcp://127.0.0.1:0",
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    try:
+        url = served.wait_for(2)[0]
+        assert json.loads(run_cli("call", url, "servers").stdout) == 2
+    finally:
+        assert served.stop() == 0

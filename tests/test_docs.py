@@ -1,0 +1,159 @@
+"""The documentation builds without a warning, and every example in it runs.
+
+* ``sphinx-build -W`` on ``docs/`` (warnings are errors);
+* every ``docs/examples/*.py`` runs as a script and exits 0 (each asserts
+  its own results);
+* every fenced ``python`` block of README.md runs;
+* the facts the prose states (error kinds, limits and their defaults) match the code.
+
+Console sessions (``console`` blocks) are replayed by ``test_docs_console.py``.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+EXAMPLES = DOCS / "examples"
+README = ROOT / "README.md"
+
+HAS_WEBSOCKET = importlib.util.find_spec("transports.websocket") is not None
+HAS_OPENSSL = shutil.which("openssl") is not None
+
+#: Examples that need something beyond the package, and the reason to skip them without it.
+NEEDS = {
+    "browsers.py": (HAS_WEBSOCKET, "transports.websocket cannot be imported"),
+    "protocol_websocket.py": (HAS_WEBSOCKET, "transports.websocket cannot be imported"),
+    "tls.py": (HAS_OPENSSL, "the openssl command is not installed"),
+}
+
+
+def examples() -> list[Path]:
+    return sorted(EXAMPLES.glob("*.py"))
+
+
+def test_docs_build_without_warnings(tmp_path: Path) -> None:
+    if importlib.util.find_spec("sphinx") is None or importlib.util.find_spec("furo") is None:
+        if os.environ.get("CI"):
+            pytest.fail("sphinx and furo must be installed in CI (the docs extra)")
+        pytest.skip("sphinx or furo is not installed: pip install -e '.[docs]'")
+    result = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", str(DOCS), str(tmp_path / "html")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING" not in result.stderr and "ERROR" not in result.stderr, result.stderr
+    for page in ("index", "tutorial", "protocol", "cli", "howto/index", "reference/index"):
+        assert (tmp_path / "html" / f"{page}.html").exists(), page
+
+
+@pytest.mark.parametrize("example", examples(), ids=lambda path: path.name)
+def test_example_runs(example: Path) -> None:
+    available, reason = NEEDS.get(example.name, (True, ""))
+    if not available:
+        pytest.skip(reason)
+    result = subprocess.run([sys.executable, example.name], capture_output=True, text=True, timeout=60, cwd=EXAMPLES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_example_is_shown_in_the_docs() -> None:
+    pages = "\n".join(path.read_text() for path in DOCS.rglob("*.rst"))
+    included = set(re.findall(r"literalinclude:: (?:\.\./)*examples/([\w.]+\.py)", pages))
+    assert included == {path.name for path in examples()}
+
+
+def readme_python_blocks() -> list[str]:
+    return re.findall(r"^```python\n(.*?)^```$", README.read_text(), re.MULTILINE | re.DOTALL)
+
+
+def test_readme_keeps_the_two_commands_at_the_top() -> None:
+    text = README.read_text()
+    setup_and_demo = "bash .ci/setup.sh && .venv/bin/python -m rpcengine demo"
+    setup_and_test = "bash .ci/setup.sh --test && .venv/bin/python -m pytest"
+    assert setup_and_demo in text and setup_and_test in text
+    first_fence = text.find("```")
+    assert text.find(setup_and_demo) < text.find(setup_and_test) < (first_fence if first_fence >= 0 else len(text))
+
+
+@pytest.mark.parametrize("index", range(len(readme_python_blocks())))
+def test_readme_python_block_runs(index: int, tmp_path: Path) -> None:
+    code = readme_python_blocks()[index]
+    if "transports.websocket" in code and not HAS_WEBSOCKET:
+        pytest.skip("transports.websocket cannot be imported")
+    script = tmp_path / f"readme_{index}.py"
+    script.write_text(code)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, code + result.stdout + result.stderr
+
+
+def test_readme_has_python_blocks() -> None:
+    assert readme_python_blocks()
+
+
+def test_docstring_examples_pass() -> None:
+    tested = 0
+    for package in ("rpcengine", "dispatchers", "transports"):
+        for path in sorted((ROOT / package).glob("*.py")):
+            if ">>>" not in path.read_text():
+                continue
+            name = package if path.stem == "__init__" else f"{package}.{path.stem}"
+            if name == "transports.websocket" and not HAS_WEBSOCKET:
+                continue
+            result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+            assert result.failed == 0, name
+            tested += result.attempted
+    assert tested > 0
+
+
+def test_every_generated_error_kind_is_documented() -> None:
+    protocol = (DOCS / "protocol.rst").read_text()
+    kinds = set()
+    for package in ("rpcengine", "dispatchers", "transports"):
+        for path in (ROOT / package).glob("*.py"):
+            if path.stem.startswith(("demo", "cli")):
+                continue  # the demo's own application errors are not the library's
+            kinds |= set(re.findall(r'error_data\(\s*"(\w+)"', path.read_text()))
+    assert kinds >= {"method_not_found", "internal_error", "unencodable_result", "invalid_message"}
+    for kind in kinds:
+        assert f"``{kind}``" in protocol, f"error kind {kind!r} is not in docs/protocol.rst"
+
+
+def test_documented_limits_match_the_defaults() -> None:
+    from dataclasses import fields
+
+    from transports.config import SessionConfig
+    from transports.server import DEFAULT_MAX_CONNECTIONS
+
+    protocol = (DOCS / "protocol.rst").read_text()
+    table = protocol[protocol.index(".. _limits:") :]
+    documented = dict(re.findall(r"\* - ``(\w+)``\n\s+- ([\w.]+)", table))
+    expected = {field.name: field.default for field in fields(SessionConfig) if field.name != "codec"}
+    expected["max_connections"] = DEFAULT_MAX_CONNECTIONS
+    assert set(documented) == set(expected)
+    for name, default in expected.items():
+        assert documented[name] == str(default), f"{name}: documented {documented[name]}, actual {default}"
+
+
+def test_every_handshake_key_is_documented() -> None:
+    from transports import handshake
+
+    protocol = (DOCS / "protocol.rst").read_text()
+    section = protocol[protocol.index(".. _handshake:") : protocol.index(".. _heartbeats:")]
+    keys = set(handshake.client_hello(None, 0)) | set(handshake.server_hello("id", False, 0, 5.0, 15.0))
+    keys |= set(handshake.refusal("why"))
+    for key in keys:
+        assert f"``{key}``" in section or f'"{key}"' in section, f"handshake key {key!r} is not in docs/protocol.rst"

@@ -1,0 +1,91 @@
+"""Listener and server URLs of the command line: ``tcp://``, ``tls://``, ``ws://``, ``wss://``.
+
+>>> parse_url("tcp://127.0.0.1:7000")
+Endpoint(scheme='tcp', host='127.0.0.1', port=7000, path='')
+>>> parse_url("ws://[::1]:8000/rpc").url
+'ws://[::1]:8000/rpc'
+>>> parse_url("tcp://127.0.0.1:0", listening=True).port
+0
+
+A TCP URL has no path; a WebSocket URL's path defaults to ``/``. Port 0
+(pick a free port) is allowed only for listeners. Anything else raises
+:class:`~transports.cli_errors.CliError` with exit code 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from transports.cli_errors import CliError, ExitCode
+
+__all__ = ["SCHEMES", "Endpoint", "format_url", "parse_url"]
+
+#: Supported schemes, and whether each uses TLS.
+SCHEMES = {"tcp": False, "tls": True, "ws": False, "wss": True}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A parsed URL: where to listen or connect, and with which transport."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str = ""
+
+    @property
+    def tls(self) -> bool:
+        """Whether the scheme runs over TLS (``tls://`` or ``wss://``)."""
+        return SCHEMES[self.scheme]
+
+    @property
+    def websocket(self) -> bool:
+        """Whether the scheme is a WebSocket one (``ws://`` or ``wss://``)."""
+        return self.scheme in ("ws", "wss")
+
+    @property
+    def url(self) -> str:
+        """The endpoint written back as a URL."""
+        return format_url(self.scheme, self.host, self.port, self.path)
+
+    def with_port(self, port: int) -> Endpoint:
+        """Return a copy with another port (the real one of a port-0 listener)."""
+        return Endpoint(self.scheme, self.host, port, self.path)
+
+
+def format_url(scheme: str, host: str, port: int, path: str = "") -> str:
+    """Return ``scheme://host:port/path``, with an IPv6 host in brackets."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}{path}"
+
+
+def parse_url(text: str, *, listening: bool = False) -> Endpoint:
+    """Parse ``text`` into an Endpoint; raise CliError (exit 2) if it is not a usable URL.
+
+    With ``listening`` true the port may be 0 (any free port).
+    """
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise CliError(f"bad URL {text!r}: {exc}", ExitCode.USAGE) from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        known = ", ".join(f"{name}://" for name in SCHEMES)
+        raise CliError(f"bad URL {text!r}: the scheme must be one of {known}", ExitCode.USAGE)
+    if not parts.hostname:
+        raise CliError(f"bad URL {text!r}: it names no host", ExitCode.USAGE)
+    if port is None or (port == 0 and not listening):
+        raise CliError(f"bad URL {text!r}: it needs a port, as in {scheme}://127.0.0.1:7000", ExitCode.USAGE)
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise CliError(f"bad URL {text!r}: no user, query or fragment allowed", ExitCode.USAGE)
+    path = parts.path
+    if scheme in ("tcp", "tls"):
+        if path not in ("", "/"):
+            raise CliError(f"bad URL {text!r}: a {scheme}:// URL has no path", ExitCode.USAGE)
+        path = ""
+    elif not path:
+        path = "/"
+    return Endpoint(scheme, parts.hostname, port, path)
