@@ -96,7 +96,11 @@ class Engine:
     # -- outbound ---------------------------------------------------------
 
     def next_message_id(self) -> int:
-        """Generate the next message id for outbound messages (1, 2, 3, ...)."""
+        """Generate the next message id for outbound messages (1, 2, 3, ...).
+
+        Take it right before handing the message to the transport, with no
+        yield in between: messages must be sent in the order of their ids.
+        """
         ident = self._last_message_id + 1
         if ident > MAX_MESSAGE_ID:
             ident = 1
@@ -193,7 +197,11 @@ class Engine:
     def _run_request(self, request: Request) -> None:
         """Call the handler for ``request`` and send exactly one answer."""
         try:
-            reply: Message = Response(self.next_message_id(), request.message_id, self.rpc_handler(request))
+            result = self.rpc_handler(request)
+            # The id is taken only once the handler has returned: ids must reach the wire in
+            # increasing order (a session transport drops a lower id as a duplicate), and the
+            # handler may yield while other messages are numbered and sent.
+            reply: Message = Response(self.next_message_id(), request.message_id, result)
         except MethodNotFound as exc:
             reply = Error(self.next_message_id(), request.message_id, _method_not_found_data(exc))
         except RequestException as exc:

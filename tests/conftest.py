@@ -60,3 +60,7 @@ def loopback() -> Iterator[tuple[Engine, Engine]]:
     yield make  # type: ignore[misc]
     for engine in made:
         engine.close()
+
+
+# -- TCP transport tests: tcp_server, tcp_connect, tcp_raw, tcp_server_process, tcp_proxy (see tests/tcp_helpers.py)
+from tcp_helpers import tcp_connect, tcp_proxy, tcp_raw, tcp_server, tcp_server_process  # noqa: E402, F401

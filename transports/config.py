@@ -53,7 +53,11 @@ class SessionConfig:
 
     @property
     def ack_every(self) -> int:
-        """Acknowledge after this many received messages, well before the peer's outbox fills."""
+        """Acknowledge after this many received messages, well before the peer's outbox fills.
+
+        A session acknowledges more often for a peer that announced a smaller
+        ``max_unacked`` in its handshake (see ``Session.peer_outbox_bound``).
+        """
         return max(1, min(1024, self.max_unacked // 4))
 
     def with_options(self, **options: Any) -> SessionConfig:

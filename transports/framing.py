@@ -1,11 +1,12 @@
 """Line framing for byte streams: one JSON message per ``\\n``-terminated line.
 
 :class:`LineDecoder` is sans-I/O: feed it bytes as they arrive, get whole
-lines back. A line longer than ``max_line`` raises
+lines back. A line longer than ``max_line`` (not counting its line ending) raises
 :class:`~rpcengine.errors.MessageTooLarge` as soon as that many bytes have
 arrived without a newline, so an overlong line is never buffered whole.
-A ``\\r`` before the ``\\n`` is dropped and blank lines are skipped, so
-``nc`` and ``socat`` users can type messages by hand.
+A ``\\r`` before the ``\\n`` is dropped and blank lines (empty, or only
+spaces and tabs) are skipped, so ``nc`` and ``socat`` users can type
+messages by hand.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def frame_line(payload: bytes) -> bytes:
 
 
 _WHITESPACE = b" \t\r"
+_BLANK = frozenset(_WHITESPACE)
 
 
 def _check_start(partial: bytes) -> None:
@@ -48,6 +50,16 @@ class LineDecoder:
         """Bytes received and not yet part of a whole line."""
         return len(self._buffer)
 
+    def _too_long(self, partial: bytes) -> bool:
+        """Return whether a line still waiting for its newline is already over the limit.
+
+        The limit excludes the line ending, so a final ``\\r`` (half of a
+        CRLF) may stand one byte past it: however the stream is split, a
+        line of ``max_line`` bytes is accepted.
+        """
+        excess = len(partial) - self.max_line
+        return excess > 1 or (excess == 1 and partial[-1:] != b"\r")
+
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data`` and return the whole lines it completes, without their newline.
 
@@ -56,7 +68,7 @@ class LineDecoder:
         """
         buffer = self._buffer + data if self._buffer else data
         if b"\n" not in data:
-            if len(buffer) > self.max_line:
+            if self._too_long(buffer):
                 self._buffer = b""
                 raise MessageTooLarge(f"line exceeds {self.max_line} bytes")
             self._buffer = buffer
@@ -64,7 +76,7 @@ class LineDecoder:
             return []
         lines = buffer.split(b"\n")
         self._buffer = lines.pop()
-        if len(self._buffer) > self.max_line:
+        if self._too_long(self._buffer):
             self._buffer = b""
             raise MessageTooLarge(f"line exceeds {self.max_line} bytes")
         if self._buffer:
@@ -74,7 +86,7 @@ class LineDecoder:
         for line in lines:
             if line[-1:] == b"\r":
                 line = line[:-1]
-            if not line:
+            if not line or (line[0] in _BLANK and not line.strip(_WHITESPACE)):
                 continue
             if len(line) > max_line:
                 self._buffer = b""

@@ -3,18 +3,24 @@
 Messages are JSON lists; a handshake is a JSON object, so the two never mix
 up. A client that wants heartbeats and resume sends, as its first frame::
 
-    {"rpcengine": 1, "session": null, "ack": 0}
+    {"rpcengine": 1, "session": null, "ack": 0, "max_unacked": 10000}
 
 (``session`` names a session to resume, ``ack`` is the last message id it
 received in that session). The server answers::
 
     {"rpcengine": 1, "session": "<id>", "resumed": false, "ack": 0,
-     "heartbeat": 5.0, "timeout": 15.0}
+     "heartbeat": 5.0, "timeout": 15.0, "max_unacked": 10000}
 
 ``resumed`` tells whether the named session was found; if not, the server
 started a new one and the client must treat its pending requests as lost.
 ``ack`` is the last message id the server received from the client in that
-session. A refusal is ``{"rpcengine": 1, "error": "<why>"}`` followed by a
+session. ``heartbeat`` is how often the server sends heartbeats and
+``timeout`` how long it waits for a frame before declaring the client dead;
+a client sends its own heartbeats at least every ``heartbeat`` seconds.
+``max_unacked`` (optional both ways) is how many sent messages the sender
+keeps waiting for acknowledgement before it stops: the receiver then
+acknowledges at least every quarter of that many messages, whatever its own
+setting. A refusal is ``{"rpcengine": 1, "error": "<why>"}`` followed by a
 close. A client whose first frame is a list skips all this: it gets a plain
 session with no resume and no heartbeat timeout, as ``nc`` users expect.
 """
@@ -53,23 +59,34 @@ def is_handshake_frame(frame: bytes) -> bool:
 class ClientHello:
     """A parsed client handshake."""
 
-    __slots__ = ("ack", "extra", "session", "version")
+    __slots__ = ("ack", "extra", "max_unacked", "session", "version")
 
-    def __init__(self, version: int, session: str | None, ack: int, extra: dict[str, Any]) -> None:
+    def __init__(
+        self, version: int, session: str | None, ack: int, extra: dict[str, Any], max_unacked: int | None = None
+    ) -> None:
         self.version = version
         self.session = session
         self.ack = ack
         #: Every other key the client sent (for example credentials for an authenticate hook).
         self.extra = extra
+        #: The client's outbox bound, if it said: acknowledge its messages often enough for it.
+        self.max_unacked = max_unacked
 
 
 class ServerHello:
     """A parsed server handshake answer."""
 
-    __slots__ = ("ack", "heartbeat", "resumed", "session", "timeout", "version")
+    __slots__ = ("ack", "heartbeat", "max_unacked", "resumed", "session", "timeout", "version")
 
     def __init__(
-        self, version: int, session: str, resumed: bool, ack: int, heartbeat: float | None, timeout: float | None
+        self,
+        version: int,
+        session: str,
+        resumed: bool,
+        ack: int,
+        heartbeat: float | None,
+        timeout: float | None,
+        max_unacked: int | None = None,
     ) -> None:
         self.version = version
         self.session = session
@@ -77,18 +94,28 @@ class ServerHello:
         self.ack = ack
         self.heartbeat = heartbeat
         self.timeout = timeout
+        #: The server's outbox bound, if it said: acknowledge its messages often enough for it.
+        self.max_unacked = max_unacked
 
 
-def client_hello(session: str | None, ack: int, **extra: Any) -> dict[str, Any]:
+def client_hello(session: str | None, ack: int, max_unacked: int | None = None, **extra: Any) -> dict[str, Any]:
     """Return the client's handshake object."""
-    return {"rpcengine": PROTOCOL_VERSION, "session": session, "ack": ack, **extra}
+    hello = {"rpcengine": PROTOCOL_VERSION, "session": session, "ack": ack, **extra}
+    if max_unacked is not None:
+        hello["max_unacked"] = max_unacked
+    return hello
 
 
 def server_hello(
-    session: str, resumed: bool, ack: int, heartbeat: float | None, timeout: float | None
+    session: str,
+    resumed: bool,
+    ack: int,
+    heartbeat: float | None,
+    timeout: float | None,
+    max_unacked: int | None = None,
 ) -> dict[str, Any]:
     """Return the server's handshake answer."""
-    return {
+    hello = {
         "rpcengine": PROTOCOL_VERSION,
         "session": session,
         "resumed": resumed,
@@ -96,6 +123,9 @@ def server_hello(
         "heartbeat": heartbeat,
         "timeout": timeout,
     }
+    if max_unacked is not None:
+        hello["max_unacked"] = max_unacked
+    return hello
 
 
 def refusal(reason: str) -> dict[str, Any]:
@@ -111,6 +141,14 @@ def _version(value: dict[str, Any]) -> int:
     if version not in SUPPORTED_VERSIONS:
         raise HandshakeError(f"unsupported protocol version {version}")
     return version
+
+
+def _max_unacked(value: dict[str, Any]) -> int | None:
+    """Return the handshake's optional ``max_unacked`` field, validated."""
+    bound = value.get("max_unacked")
+    if bound is not None and (type(bound) is not int or bound < 1):
+        raise HandshakeError("handshake 'max_unacked' must be a positive integer")
+    return bound
 
 
 def _ack(value: dict[str, Any]) -> int:
@@ -129,8 +167,8 @@ def parse_client_hello(value: Any) -> ClientHello:
     session = value.get("session")
     if session is not None and (type(session) is not str or not 0 < len(session) <= _MAX_SESSION_ID):
         raise HandshakeError("handshake 'session' must be null or a session id")
-    extra = {k: v for k, v in value.items() if k not in ("rpcengine", "session", "ack")}
-    return ClientHello(version, session, _ack(value), extra)
+    extra = {k: v for k, v in value.items() if k not in ("rpcengine", "session", "ack", "max_unacked")}
+    return ClientHello(version, session, _ack(value), extra, _max_unacked(value))
 
 
 def parse_server_hello(value: Any) -> ServerHello:
@@ -147,4 +185,5 @@ def parse_server_hello(value: Any) -> ServerHello:
     for number in (heartbeat, timeout):
         if number is not None and (type(number) not in (int, float) or number <= 0):
             raise HandshakeError("the server's heartbeat settings are invalid")
-    return ServerHello(version, session, bool(value.get("resumed")), _ack(value), heartbeat, timeout)
+    resumed = bool(value.get("resumed"))
+    return ServerHello(version, session, resumed, _ack(value), heartbeat, timeout, _max_unacked(value))

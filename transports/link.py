@@ -200,6 +200,23 @@ class SocketLink:
         except (BlockingIOError, InterruptedError):
             return 0
 
+    def write_final(self, payload: bytes) -> bool:
+        """Hand whatever is queued, then ``payload``, to the socket at once; never blocks.
+
+        For last words right before :meth:`close` (which drops the queue):
+        best effort, so it returns False when a writer greenlet owns the
+        socket or the socket does not take everything at once.
+        """
+        if self.closed or self._writing:
+            return False
+        batch, self._out = [*self._out, payload], []
+        self._out_bytes = 0
+        data = self.frame_batch(batch)
+        try:
+            return self.send_nowait(data) == len(data)
+        except OSError:
+            return False
+
     # -- reading and lifecycle --------------------------------------------
 
     def received(self, frame: bytes) -> None:

@@ -42,6 +42,10 @@ SessionHook = Callable[[Session], object]
 
 #: Default bound on simultaneous connections per server.
 DEFAULT_MAX_CONNECTIONS = 10_000
+#: How long a handshake refusal may take to reach the socket before the connection closes anyway.
+_REFUSAL_FLUSH_TIMEOUT = 1.0
+#: How long a stopping server waits for queued answers to reach the sockets.
+_STOP_FLUSH_TIMEOUT = 0.5
 
 
 class SessionServer:
@@ -133,10 +137,11 @@ class SessionServer:
         if previous is not None and previous.resumable:
             self._write_hello(link, previous, resumed=True)
             link.session = previous
+            previous.peer_outbox_bound(hello.max_unacked)
             previous.attach(link, hello.ack)
             log.info("session %s resumed from %s", previous.session_id, link.peer_address)
             return
-        session = self._new_session(link, resumable=True, announce=True)
+        session = self._new_session(link, resumable=True, announce=True, peer_max_unacked=hello.max_unacked)
         session.peer_address = link.peer_address
 
     def _authenticated(self, link: SocketLink, hello: ClientHello | None) -> bool:
@@ -159,20 +164,31 @@ class SessionServer:
             link.write(self.codec.encode(refusal(reason)))
         except ConnectionLost:
             pass
+        # Writes go out after the caller yields and close() drops what is still queued:
+        # let the refusal reach the socket first (bounded, in case the peer does not read).
+        link.flush_quietly(_REFUSAL_FLUSH_TIMEOUT)
         link.close(f"refused: {reason}")
 
     def _write_hello(self, link: SocketLink, session: Session, resumed: bool) -> None:
         """Send the server's handshake answer for ``session``."""
         config = self.config
         answer = server_hello(
-            session.session_id, resumed, session.last_received, config.heartbeat_interval, config.heartbeat_timeout
+            session.session_id,
+            resumed,
+            session.last_received,
+            config.heartbeat_interval,
+            config.heartbeat_timeout,
+            config.max_unacked,
         )
         link.write(self.codec.encode(answer))
 
-    def _new_session(self, link: SocketLink, *, resumable: bool, announce: bool = False) -> Session:
+    def _new_session(
+        self, link: SocketLink, *, resumable: bool, announce: bool = False, peer_max_unacked: int | None = None
+    ) -> Session:
         """Create a session with its engine for ``link``, and run the connect hook."""
         config = self.config
         session = Session(config, resumable=resumable, clock=self.clock, peer_address=link.peer_address)
+        session.peer_outbox_bound(peer_max_unacked)
         Engine(
             session,
             self.rpc_handler,
@@ -206,7 +222,9 @@ class SessionServer:
     def stop_sessions(self, timeout: float | None = None) -> None:
         """Refuse new connections, send Disconnect to every session, let handlers finish, close.
 
-        Blocks (yields) up to ``timeout`` seconds for in-flight handlers.
+        Blocks (yields) up to ``timeout`` seconds for in-flight handlers, then
+        up to 0.5 s more, for all connections at once, for their answers to
+        reach the sockets.
         """
         self.accepting = False
         sessions = list(self.sessions)
@@ -224,10 +242,10 @@ class SessionServer:
             remaining = None if deadline is None else max(0.0, deadline - self.clock())
             if not session.engine.join_handlers(remaining):
                 log.warning("stop: handlers of %s still running after %s s", session, timeout)
+        # Concurrently: one peer that does not read must not hold up the others' last answers.
+        links = [session.link for session in sessions if session.link is not None]
+        gevent.joinall([gevent.spawn(link.flush_quietly, _STOP_FLUSH_TIMEOUT) for link in links])
         for session in sessions:
-            link = session.link
-            if link is not None:
-                link.flush_quietly(0.5)
             session.close("server stopped")
         for link in list(self.links):
             link.close("server stopped")

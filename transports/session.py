@@ -8,8 +8,11 @@ current connection (its :class:`~transports.link.SocketLink`):
   the messages the peer has not seen are sent again, in order;
 * **deduplication**: a message whose id is not above the last one received
   has been handled already and is dropped;
-* **heartbeats**: ``[0, last_received]`` every ``heartbeat_interval``, and
-  the peer declared dead after ``heartbeat_timeout`` without a frame.
+* **heartbeats**: ``[0, last_received]`` every ``heartbeat_interval`` (a
+  client uses the server's interval instead when its handshake announces a
+  shorter one), and the peer declared dead after ``heartbeat_timeout``
+  without a frame (not counting time when this side stopped reading because
+  its handlers were all busy).
 
 A *plain* session (a peer that skipped the handshake) has none of these:
 its connection is the session. A *resumable* session outlives its
@@ -77,6 +80,10 @@ class Session(Transport):
         self.peer_disconnecting = False
         #: Whether both sides did the handshake: heartbeats flow and the peer's silence is watched.
         self.handshaken = resumable if handshaken is None else handshaken
+        #: How often heartbeats go out: ``config.heartbeat_interval``, or less if the peer announced less.
+        self.heartbeat_interval = config.heartbeat_interval
+        #: Acknowledge after this many received messages (see :meth:`peer_outbox_bound`).
+        self.ack_every = config.ack_every
         #: Called with the session when a resumable session loses its link (clients reconnect here).
         self.on_detached: Callable[[Session], None] | None = None
         self.on_closed: list[Callable[[Session], None]] = []
@@ -87,6 +94,7 @@ class Session(Transport):
         self._last_heartbeat = now
         self._detached_at: float | None = None
         self._unacked_received = 0
+        self._delivering = 0
         self._room: Event | None = None
         self._timer: gevent.Greenlet | None = None
 
@@ -103,6 +111,11 @@ class Session(Transport):
         self.last_seen = self._last_heartbeat = self.clock()
         link.receiver = self.frame_received
         link.on_lost = self._link_lost
+        if link.closed:
+            # It ended before it was ours (a failed write of the handshake answer, say): its
+            # end was reported to nobody, so report it here or the session waits on it forever.
+            self._link_lost(link, link.close_reason or "the connection is closed")
+            return
         self._acknowledged(peer_ack)
         if self.outbox:
             log.info("session %s resending %d unacknowledged messages", self.session_id, len(self.outbox))
@@ -128,6 +141,16 @@ class Session(Transport):
         if self.on_detached is not None:
             self.on_detached(self)
 
+    def peer_outbox_bound(self, max_unacked: int | None) -> None:
+        """Acknowledge often enough for a peer that keeps at most ``max_unacked`` messages unacknowledged.
+
+        Called with the bound the peer announced in its handshake (None if it
+        did not): without it, a peer whose bound is below our own
+        acknowledgement interval would stall until our next heartbeat.
+        """
+        if max_unacked is not None:
+            self.ack_every = max(1, min(self.ack_every, max_unacked // 4))
+
     @property
     def detached(self) -> bool:
         """Whether the session is waiting for a connection (resumable, link lost, not closed)."""
@@ -147,8 +170,11 @@ class Session(Transport):
         payload = self.codec.encode(message.to_list())
         self._send_payload(payload, getattr(message, "message_id", None))
 
-    def _send_payload(self, payload: bytes, ident: int | None) -> None:
-        """Queue encoded ``payload`` (with message id ``ident``) and write it."""
+    def _send_payload(self, payload: bytes, ident: int | None, wait: bool = True) -> None:
+        """Queue encoded ``payload`` (with message id ``ident``) and write it.
+
+        With ``wait`` false the outbox may exceed ``max_unacked`` rather than block.
+        """
         if ident is not None:
             self.last_sent = ident
             if self.resumable:
@@ -162,7 +188,7 @@ class Session(Transport):
                     raise
         elif not self.resumable:
             raise ConnectionLost(self.close_reason or "the session is closed")
-        if self.resumable and len(self.outbox) > self.config.max_unacked:
+        if wait and self.resumable and len(self.outbox) > self.config.max_unacked:
             self._wait_for_room()
 
     def send_nowait(self, payload: bytes, ident: int | None) -> None:
@@ -255,18 +281,29 @@ class Session(Transport):
             self.last_received = ident
         if self.handshaken:
             self._unacked_received += 1
-            if self._unacked_received >= self.config.ack_every:
+            if self._unacked_received >= self.ack_every:
                 self.send_heartbeat()
-        self.deliver(message)
+        # Delivery blocks while the engine's handlers are all busy, and meanwhile nothing is read:
+        # the peer's frames wait unread, so its silence is not judged until delivery is done.
+        self._delivering += 1
+        try:
+            self.deliver(message)
+        finally:
+            self._delivering -= 1
+            self.last_seen = self.clock()
 
     def reject(self, exc: ProtocolError) -> None:
         """Answer bad input: an Error reply if its request id is known, else close the link."""
+        if self.closed:
+            return
         engine = self.engine
         reply = error_reply_for(engine, exc) if engine is not None else None
         if reply is not None:
             log.warning("session %s: invalid request %d: %s", self.session_id, reply.request_message_id, exc)
+            # This runs on the reading greenlet, which must not wait for outbox room: only
+            # reading the peer's acknowledgements makes room.
             try:
-                self.send(reply)
+                self._send_payload(self.codec.encode(reply.to_list()), reply.message_id, wait=False)
             except ConnectionLost:
                 pass
             return
@@ -280,7 +317,7 @@ class Session(Transport):
         if self._timer is not None or self.closed:
             return
         config = self.config
-        periods = [p for p in (config.heartbeat_interval, config.heartbeat_timeout, config.resume_grace) if p]
+        periods = [p for p in (self.heartbeat_interval, config.heartbeat_timeout, config.resume_grace) if p]
         if not (self.resumable or self.handshaken) or not periods:
             return
         self._timer = gevent.spawn(self._timer_loop, min(periods) / 4)
@@ -299,10 +336,11 @@ class Session(Transport):
         config = self.config
         link = self.link
         if link is not None:
-            if self.handshaken and config.heartbeat_timeout and now - self.last_seen > config.heartbeat_timeout:
-                log.warning("session %s: peer silent for %.1f s, declared dead", self.session_id, now - self.last_seen)
-                link.close(f"no frame from the peer for {config.heartbeat_timeout} s")
-            elif config.heartbeat_interval and now - self._last_heartbeat >= config.heartbeat_interval:
+            timeout, silent = config.heartbeat_timeout, now - self.last_seen
+            if self.handshaken and timeout and silent > timeout and not self._delivering:
+                log.warning("session %s: peer silent for %.1f s, declared dead", self.session_id, silent)
+                link.close(f"no frame from the peer for {timeout} s")
+            elif self.handshaken and self.heartbeat_interval and now - self._last_heartbeat >= self.heartbeat_interval:
                 self.send_heartbeat()
         elif self._detached_at is not None and not self.closed:
             if now - self._detached_at >= (config.resume_grace or 0):
@@ -330,6 +368,10 @@ class Session(Transport):
         link, self.link = self.link, None
         if link is not None:
             link.on_lost = None
+            if self._owes_goodbye(link):
+                # Tell a handshaken peer this session is over, or its side of a resumable session
+                # (engine, outbox, timer) waits ``resume_grace`` for a resume that never comes.
+                link.write_final(self.codec.encode(Disconnect().to_list()))
             link.close(reason)
         self.outbox.clear()
         self._wake_senders()
@@ -343,6 +385,16 @@ class Session(Transport):
                 callback(self)
             except Exception:
                 log.exception("session close callback %r raised", callback)
+
+    def _owes_goodbye(self, link: SocketLink) -> bool:
+        """Whether closing should first send Disconnect on ``link`` (not sent yet, peer not leaving)."""
+        engine = self.engine
+        return (
+            self.handshaken
+            and not link.closed
+            and not self.peer_disconnecting
+            and not (engine is not None and engine.peer_disconnecting)
+        )
 
     def restart(self, session_id: str) -> None:
         """Start over as a new session after the peer forgot the old one (it restarted).

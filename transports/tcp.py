@@ -61,7 +61,13 @@ class TcpLink(SocketLink):
         received = self.received
         try:
             while not self.closed:
-                data = recv(_RECV_SIZE)
+                try:
+                    data = recv(_RECV_SIZE)
+                except ValueError as exc:
+                    # gevent's SSLSocket, shut down or closed by another greenlet just as this one
+                    # was woken to read, raises ValueError ("Read on closed or unwrapped SSL socket").
+                    self.close(f"read failed: {exc}")
+                    return
                 if not data:
                     self.close("the peer closed the connection")
                     return
@@ -137,7 +143,8 @@ class TcpServer(SessionServer):
     def stop(self, timeout: float | None = 5.0) -> None:
         """Stop gracefully: refuse new connections, send Disconnect, let handlers finish, close.
 
-        Blocks (yields) up to ``timeout`` seconds for in-flight handlers.
+        Blocks (yields) up to ``timeout`` seconds for in-flight handlers, then
+        up to 0.5 s more for their answers to reach the sockets.
         """
         self.accepting = False
         self._server.stop(timeout=0)

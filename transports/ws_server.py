@@ -1,0 +1,328 @@
+"""WebSocketServer: rpc handlers on one or more paths of one port, over ``ws://`` or ``wss://``.
+
+Each path is served by its own :class:`~transports.server.SessionServer`
+(the class behind :class:`~transports.tcp.TcpServer`), so sessions,
+broadcast, hooks, limits, heartbeats and resume work exactly as over TCP.
+This module adds what is particular to WebSocket: the HTTP upgrade (done by
+``websockets``' sans-I/O ServerProtocol) with its deadline, the Origin
+allowlist, subprotocol negotiation, routing by path, and the browser
+client script at ``GET /rpcengine.js``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+from collections.abc import Iterator, Mapping, Sequence
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import gevent
+from gevent.server import StreamServer
+from websockets.exceptions import NegotiationError
+from websockets.http11 import Request
+
+from rpcengine.engine import RpcHandler
+from transports.server import DEFAULT_MAX_CONNECTIONS, SessionServer
+from transports.session import Session
+from transports.sessions import SessionSet
+from transports.tls import wrap_socket
+from transports.ws_link import WebSocketLink
+from transports.ws_protocol import (
+    DEFAULT_MAX_FRAGMENTS,
+    SUBPROTOCOL,
+    ServerProtocol,
+    receive_handshake,
+    send_protocol_data,
+    static_response,
+    tune_socket,
+    wants_upgrade,
+)
+
+__all__ = ["STATIC_DIR", "STATIC_PATH", "SessionGroup", "WebSocketServer"]
+
+log = logging.getLogger(__name__)
+
+#: Where the browser client lives on disk, and the URL path it is served at.
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_PATH = "/rpcengine.js"
+
+#: An allowed Origin: an exact string, a compiled pattern (full match), or None for "no Origin header".
+OriginRule = str | re.Pattern[str] | None
+
+
+class SessionGroup:
+    """The sessions of every path of a :class:`WebSocketServer`, seen as one set.
+
+    Iterate it, take its ``len``, look a session up with :meth:`get`, or
+    broadcast to all of them with :meth:`notify`.
+    """
+
+    def __init__(self, sets: Sequence[SessionSet]) -> None:
+        self._sets = list(sets)
+
+    def __iter__(self) -> Iterator[Session]:
+        for sessions in self._sets:
+            yield from sessions
+
+    def __len__(self) -> int:
+        return sum(map(len, self._sets))
+
+    def __contains__(self, session: object) -> bool:
+        return any(session in sessions for sessions in self._sets)
+
+    def get(self, session_id: str) -> Session | None:
+        """Return the open session with this id on any path, or None."""
+        for sessions in self._sets:
+            session = sessions.get(session_id)
+            if session is not None:
+                return session
+        return None
+
+    def notify(self, method: str, data: Any = None) -> int:
+        """Broadcast a Notification to every session on every path; return how many got it.
+
+        See :meth:`transports.sessions.SessionSet.notify` (slow consumers are closed).
+        """
+        return sum(sessions.notify(method, data) for sessions in self._sets)
+
+
+class WebSocketServer:
+    """Serve rpc handlers over WebSocket at ``address`` (``(host, port)``; port 0 picks a free one).
+
+    ``handlers`` is one rpc handler (served at ``/``) or a mapping from path
+    to rpc handler (several paths, different handlers, one port); another
+    path gets 404. A query string does not take part in routing.
+
+    ``origins``: if given, a handshake whose ``Origin`` header is not in it
+    is refused with 403. Browsers always send ``Origin`` (the page's
+    scheme, host and port), so this stops a page from another site from
+    calling a local service; entries are exact strings or compiled patterns
+    (full match), and ``None`` in the list admits clients that send no
+    Origin at all (programs, not browsers).
+
+    ``subprotocol`` (default ``rpcengine.v1``, carrying the protocol
+    version) is selected when the client offers it; a client offering only
+    other subprotocols is refused with 400, one offering none is accepted
+    unless ``require_subprotocol``. ``None`` turns negotiation off.
+
+    ``ssl_context`` serves ``wss://``. ``serve_static`` serves the browser
+    client at ``GET /rpcengine.js`` (404 while the file is missing).
+    ``max_fragments`` bounds the frames one message may span (1009 above).
+
+    The HTTP upgrade (and the TLS handshake) must finish within
+    ``handshake_timeout``; the session handshake then gets as long again.
+    The server pings every ``heartbeat_interval`` and closes a connection
+    silent for ``heartbeat_timeout``. ``max_connections`` counts
+    connections on all paths. Other keywords: see
+    :class:`~transports.server.SessionServer` (hooks, authenticate, limits)
+    and :class:`~transports.config.SessionConfig`; they apply to every path.
+    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    #: The link class made for each upgraded connection (a test may substitute its own).
+    link_class: type[WebSocketLink] = WebSocketLink
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handlers: RpcHandler | Mapping[str, RpcHandler],
+        *,
+        origins: Sequence[OriginRule] | None = None,
+        subprotocol: str | None = SUBPROTOCOL,
+        require_subprotocol: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        serve_static: bool = True,
+        max_fragments: int = DEFAULT_MAX_FRAGMENTS,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        backlog: int = 1024,
+        **options: Any,
+    ) -> None:
+        routes = dict(handlers) if isinstance(handlers, Mapping) else {"/": handlers}
+        if not routes or not all(isinstance(path, str) and path.startswith("/") for path in routes):
+            raise ValueError("WebSocket paths must be strings that start with '/'")
+        #: One SessionServer per path: ``endpoints[path].sessions`` are that path's sessions.
+        self.endpoints: dict[str, SessionServer] = {
+            path: SessionServer(handler, max_connections=max_connections, **options) for path, handler in routes.items()
+        }
+        shared_links: set[Any] = set()
+        for endpoint in self.endpoints.values():
+            endpoint.links = shared_links  # one connection limit across paths
+        #: Open connections (on every path).
+        self.links = shared_links
+        self.config = next(iter(self.endpoints.values())).config
+        #: Every session on every path; ``sessions.notify(method, data)`` broadcasts.
+        self.sessions = SessionGroup([endpoint.sessions for endpoint in self.endpoints.values()])
+        self.origins = None if origins is None else list(origins)
+        self.subprotocol = subprotocol
+        self.require_subprotocol = require_subprotocol
+        self.ssl_context = ssl_context
+        self.serve_static = serve_static
+        self.max_fragments = max_fragments
+        self.max_connections = max_connections
+        self.accepting = True
+        self._refused = 0
+        self._upgrading: set[gevent.Greenlet] = set()
+        self._server = StreamServer(address, self._handle, backlog=backlog)
+
+    # -- lifecycle --------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The address the server listens on (with the real port once started)."""
+        return self._server.address
+
+    @property
+    def refused_connections(self) -> int:
+        """Connections refused for the connection limit or because the server was stopping."""
+        return self._refused + sum(endpoint.refused_connections for endpoint in self.endpoints.values())
+
+    def url(self, path: str = "/", host: str | None = None) -> str:
+        """Return the ``ws://`` (or ``wss://``) URL of ``path`` on this server."""
+        address = self.address
+        host = host or address[0]
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://{host}:{address[1]}{path}"
+
+    def start(self) -> WebSocketServer:
+        """Start listening and accepting in the background; return self."""
+        self._server.start()
+        log.info("WebSocket server listening on %s, paths %s", self.address, ", ".join(self.endpoints))
+        return self
+
+    def serve_forever(self) -> None:
+        """Start (if needed) and block until :meth:`stop` is called."""
+        self._server.serve_forever()
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop gracefully: refuse new connections, send Disconnect, let handlers finish, close.
+
+        Blocks (yields) up to ``timeout`` seconds for in-flight handlers.
+        Connections still upgrading are closed at once.
+        """
+        self.accepting = False
+        for endpoint in self.endpoints.values():
+            endpoint.accepting = False
+        self._server.stop(timeout=0)
+        gevent.killall(list(self._upgrading), block=False)
+        stopping = [gevent.spawn(endpoint.stop_sessions, timeout) for endpoint in self.endpoints.values()]
+        gevent.joinall(stopping, raise_error=True)
+
+    def __enter__(self) -> WebSocketServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- per connection ---------------------------------------------------
+
+    def _handle(self, sock: Any, address: Any) -> None:
+        """Serve one accepted connection (runs on its own greenlet)."""
+        if not self.accepting or len(self._upgrading) >= self.max_connections:
+            # Open connections are limited (with a 503 answer) once upgraded; this bounds those still upgrading.
+            self._refused += 1
+            reason = "server stopping" if not self.accepting else f"{self.max_connections} connections upgrading"
+            log.warning("refused connection from %s: %s", address, reason)
+            sock.close()
+            return
+        current = gevent.getcurrent()
+        self._upgrading.add(current)
+        try:
+            upgraded = self._upgrade(sock, address)
+        finally:
+            self._upgrading.discard(current)
+        if upgraded is not None:
+            endpoint, link = upgraded
+            self.serve_upgraded(endpoint, link)
+
+    def serve_upgraded(self, endpoint: SessionServer, link: WebSocketLink) -> None:
+        """Serve an upgraded connection: its session, then the read loop (blocks, yielding)."""
+        endpoint.serve_link(link, link.run)
+
+    def _upgrade(self, sock: Any, address: Any) -> tuple[SessionServer, WebSocketLink] | None:
+        """Do the TLS handshake and the HTTP upgrade within the deadline; None if refused or failed."""
+        limit = self.config.handshake_timeout
+        deadline = gevent.Timeout(limit)
+        try:
+            with deadline:
+                tune_socket(sock)
+                if self.ssl_context is not None:
+                    sock = wrap_socket(self.ssl_context, sock, server_side=True, timeout=limit)
+                protocol = ServerProtocol(
+                    origins=self.origins,
+                    subprotocols=[self.subprotocol] if self.subprotocol else None,
+                    select_subprotocol=lambda _protocol, offered: self._select_subprotocol(offered),
+                    max_size=self.config.max_message_size,
+                )
+                request, pending = receive_handshake(sock, protocol)
+                if request is None:
+                    log.info("no valid WebSocket upgrade from %s: %s", address, protocol.handshake_exc)
+                else:
+                    upgraded = self._answer(sock, address, protocol, request, pending)
+                    if upgraded is not None:
+                        return upgraded
+        except gevent.Timeout as exc:
+            if exc is not deadline:
+                raise
+            log.warning("closing %s: no WebSocket upgrade within %s s", address, limit)
+        except OSError as exc:  # TLS errors and TimeoutError included
+            log.info("WebSocket upgrade from %s failed: %s", address, exc)
+        except BaseException:  # killed by stop(), or a bug: do not leak the (possibly TLS-wrapped) socket
+            sock.close()
+            raise
+        sock.close()
+        return None
+
+    def _answer(
+        self, sock: Any, address: Any, protocol: ServerProtocol, request: Request, pending: list[Any]
+    ) -> tuple[SessionServer, WebSocketLink] | None:
+        """Answer the HTTP request: upgrade, the static script, or an error status."""
+        if protocol.parser_exc is not None:
+            log.info("closing %s: invalid frames sent before the upgrade was answered", address)
+            return None
+        path = request.path.partition("?")[0]
+        endpoint = self.endpoints.get(path)
+        link = None
+        if self.serve_static and path == STATIC_PATH and not wants_upgrade(request):
+            response = static_response(request, STATIC_DIR, STATIC_PATH)
+        elif endpoint is None:
+            response = protocol.reject(HTTPStatus.NOT_FOUND, "Not Found\n")
+        else:
+            response = protocol.accept(request)
+            if response.status_code == 101:
+                link = self.link_class(
+                    sock,
+                    address,
+                    protocol,
+                    self.config,
+                    pending=pending,
+                    ping_interval=self.config.heartbeat_interval,
+                    ping_timeout=self.config.heartbeat_timeout,
+                    max_fragments=self.max_fragments,
+                )
+                link.request, link.path = request, path
+                if not endpoint.admit(link):
+                    response = protocol.reject(HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections\n")
+                    link = None
+        protocol.send_response(response)
+        send_protocol_data(sock, protocol)
+        if link is None:
+            log.info("answered %s %s from %s with %d", request.method, path, address, response.status_code)
+            return None
+        assert endpoint is not None
+        return endpoint, link
+
+    def _select_subprotocol(self, offered: Sequence[str]) -> str | None:
+        """Pick our subprotocol if offered; refuse a client that offers only others."""
+        wanted = self.subprotocol
+        if wanted is None:
+            return None
+        if wanted in offered:
+            return wanted
+        if offered or self.require_subprotocol:
+            raise NegotiationError(f"unsupported subprotocol; this server speaks {wanted}")
+        return None
