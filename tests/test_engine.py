@@ -194,7 +194,7 @@ def test_ten_thousand_timeouts_leave_zero_pending(engines: tuple[Engine, Engine,
 
 
 def test_close_with_100_pending_fails_all_within_100ms(engines: tuple[Engine, Engine, Service]) -> None:
-    client, server, service = engines
+    client, _server, service = engines
     results: list[BaseException] = []
 
     def call() -> None:
@@ -237,7 +237,7 @@ def test_peer_close_fails_pending_on_the_other_side(engines: tuple[Engine, Engin
 def test_late_response_is_logged_and_dropped(
     engines: tuple[Engine, Engine, Service], caplog: pytest.LogCaptureFixture
 ) -> None:
-    client, _, service = engines
+    client, _, _service = engines
     with pytest.raises(RequestTimeout):
         client.request("wait", 0.2, timeout=0.01)
     with caplog.at_level(logging.INFO, logger="rpcengine.engine"):

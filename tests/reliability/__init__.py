@@ -1,0 +1,1 @@
+"""Reliability suite: fuzzing every layer, fault injection and a bounded soak (see tests/RELIABILITY.md)."""
