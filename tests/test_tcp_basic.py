@@ -181,6 +181,18 @@ def test_tls_connection_cut_under_its_reader_resumes_cleanly(tcp_server, tcp_con
     assert client.request("echo", "after", timeout=5) == "after"
 
 
+def test_tls_client_close_ends_its_server_session_at_once(tcp_server, tls):
+    """The goodbye ``[-1]`` also crosses TLS, so the server does not keep the session for resume_grace."""
+    server_context, client_context = tls
+    server = tcp_server(ssl_context=server_context, resume_grace=60)
+    client = connect(LOOPBACK, server.address[1], ssl_context=client_context, reconnect=True)
+    assert client.request("echo", "hi", timeout=5) == "hi"
+    (session,) = server.sessions
+    client.close()
+    wait_until(lambda: session.closed, timeout=2, what="the server session closed after the client's goodbye")
+    assert len(server.sessions) == 0
+
+
 def test_tls_client_refuses_a_certificate_it_does_not_trust(tcp_server, tls):
     server_context, _ = tls
     server = tcp_server(ssl_context=server_context)

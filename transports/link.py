@@ -25,6 +25,8 @@ __all__ = ["DEFAULT_MAX_BUFFER", "SocketLink"]
 
 log = logging.getLogger(__name__)
 
+#: Longest a closing link spends sending its last words on a socket that cannot take them at once (TLS).
+FINAL_WRITE_TIMEOUT = 1.0
 #: Bytes a link may hold queued for its socket before writers block (or a broadcast refuses).
 DEFAULT_MAX_BUFFER = 4 << 20
 
@@ -53,6 +55,7 @@ class SocketLink:
         self._out_bytes = 0
         self._writing = False
         self._scheduled = False
+        self._final: bytes | None = None
         self._drained: Event | None = None
         self._loop = gevent.get_hub().loop
         # The non-blocking OS socket under a plain gevent socket (None for TLS and others).
@@ -201,17 +204,23 @@ class SocketLink:
             return 0
 
     def write_final(self, payload: bytes) -> bool:
-        """Hand whatever is queued, then ``payload``, to the socket at once; never blocks.
+        """Hand whatever is queued, then ``payload``, to the socket before :meth:`close`; never blocks.
 
-        For last words right before :meth:`close` (which drops the queue):
-        best effort, so it returns False when a writer greenlet owns the
-        socket or the socket does not take everything at once.
+        For last words right before :meth:`close` (which drops the queue).
+        A plain socket takes them at once; on a socket that cannot be written
+        without blocking (TLS) they are kept, and :meth:`close` sends them
+        from a helper greenlet, bounded by ``FINAL_WRITE_TIMEOUT``, before
+        closing the socket. Best effort: returns False when a writer
+        greenlet owns the socket or a plain socket did not take everything.
         """
         if self.closed or self._writing:
             return False
         batch, self._out = [*self._out, payload], []
         self._out_bytes = 0
         data = self.frame_batch(batch)
+        if self._raw is None:
+            self._final = data
+            return True
         try:
             return self.send_nowait(data) == len(data)
         except OSError:
@@ -231,14 +240,32 @@ class SocketLink:
         self.close_reason = reason
         self._out = []
         self._out_bytes = 0
-        try:
-            self.close_socket()
-        except OSError as exc:
-            log.debug("closing socket failed: %s", exc)
+        final, self._final = self._final, None
+        if final:
+            gevent.spawn(self._send_final_and_close, final)
+        else:
+            self._close_socket_quietly()
         self._signal_drained()
         callback, self.on_lost = self.on_lost, None
         if callback is not None:
             callback(self, reason)
+
+    def _close_socket_quietly(self) -> None:
+        """Close the socket, logging (not raising) a failure."""
+        try:
+            self.close_socket()
+        except (OSError, ValueError) as exc:
+            log.debug("closing socket failed: %s", exc)
+
+    def _send_final_and_close(self, data: bytes) -> None:
+        """Send the last words kept by :meth:`write_final`, then close the socket (bounded)."""
+        try:
+            with gevent.Timeout(FINAL_WRITE_TIMEOUT, False):
+                self.send_bytes(data)
+        except (OSError, ValueError) as exc:
+            log.debug("last words not sent: %s", exc)
+        finally:
+            self._close_socket_quietly()
 
     def close_socket(self) -> None:
         """Close the underlying socket (subclasses may send a goodbye first)."""
