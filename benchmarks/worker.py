@@ -1,0 +1,146 @@
+"""Worker processes: ``python -m benchmarks.worker {probe,server,client,memory} SYSTEM ...``.
+
+Started by the orchestrator (:mod:`benchmarks.runner`), never by hand. Each
+prints exactly one JSON line on stdout; logs go to stderr. Every worker
+arms ``signal.alarm`` so that it ends by itself even if the orchestrator
+dies, and the server also exits when its stdin closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tracemalloc
+from dataclasses import asdict
+from typing import Any
+
+import gevent
+from gevent import socket
+
+from benchmarks.base import SMALL_PAYLOAD, large_payload, raise_nofile_limit
+from benchmarks.control import ControlClient, NoControl, start_control_server
+from benchmarks.loads import Meter, close_conns, open_conns, payload_for, run_many_connections, run_scenario
+from benchmarks.memory import measure_memory
+from benchmarks.systems import load_system
+
+
+def _emit(value: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(value) + "\n")
+    sys.stdout.flush()
+
+
+def probe(name: str) -> dict[str, Any]:
+    """Import ``name``, then start its server and make one small and one 64 KiB call in this process."""
+    try:
+        system = load_system(name)
+    except Exception as exc:
+        return {"skip": f"cannot load: {type(exc).__name__}: {exc}"}
+    reason = system.unavailable()
+    if reason:
+        return {"skip": reason}
+    info = {
+        "scenarios": list(system.scenarios),
+        "in_process": system.in_process,
+        "memory": system.memory,
+        "description": system.description,
+    }
+    try:
+        with gevent.Timeout(20):
+            port, stop = system.start_server()
+            try:
+                conn = system.connect(port, "A")
+                for payload in (SMALL_PAYLOAD, large_payload()):
+                    answer = conn.call(payload)
+                    if answer != payload:
+                        return {"skip": f"echo returned a different value ({str(answer)[:60]!r})", **info}
+                conn.close()
+            finally:
+                stop()
+    except BaseException as exc:  # gevent.Timeout is a BaseException
+        return {"skip": f"smoke test failed: {type(exc).__name__}: {exc}", **info}
+    return {"ok": True, **info}
+
+
+def _wait_eof() -> None:
+    """Return once stdin is closed (the orchestrator ended the case)."""
+    fd = sys.stdin.fileno()
+    while True:
+        socket.wait_read(fd)
+        if not os.read(fd, 4096):
+            return
+
+
+def serve(name: str, trace: bool) -> None:
+    """Run the server of ``name`` plus the control channel until stdin closes."""
+    if trace:
+        tracemalloc.start()
+    system = load_system(name)
+    port, stop = system.start_server()
+    control_port, _ = start_control_server()
+    _emit({"port": port, "control": control_port, "pid": os.getpid()})
+    gevent.spawn(_wait_eof).join()
+    with gevent.Timeout(3, False):
+        stop()
+    os._exit(0)
+
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the warm-up and the timed repetitions of ``args.scenario``; return per-repetition figures."""
+    system = load_system(args.system)
+    scenario, port = args.scenario, args.port
+    if system.in_process:
+        port, _ = system.start_server()
+        control: Any = NoControl()
+    else:
+        control = ControlClient(args.control)
+    conns = open_conns(system, port, scenario)
+    meter = Meter(control.cpu)
+    results = []
+    try:
+        if scenario == "D":  # warm-up: 100 connections x 10 calls
+            run_many_connections(lambda: system.connect(port, "D"), payload_for("D"), meter, 100, 10)
+        else:
+            run_scenario(system, port, scenario, args.warmup, conns, meter)
+        for _ in range(args.reps):
+            results.append(asdict(run_scenario(system, port, scenario, args.duration, conns, meter, args.d_calls)))
+    finally:
+        close_conns(conns)
+        control.close()
+    return {"reps": results}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the worker command line and run it."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.worker")
+    parser.add_argument("role", choices=("probe", "server", "client", "memory"))
+    parser.add_argument("system")
+    parser.add_argument("--scenario", default="A")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--control", type=int, default=0)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=1.0)
+    parser.add_argument("--warmup", type=float, default=0.3)
+    parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--d-calls", type=int, default=100)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--alarm", type=int, default=600, help="hard limit on this process's life, seconds")
+    args = parser.parse_args(argv)
+    signal.alarm(args.alarm)
+    raise_nofile_limit()
+    if args.role == "probe":
+        _emit(probe(args.system))
+    elif args.role == "server":
+        serve(args.system, args.tracemalloc)
+    elif args.role == "client":
+        _emit(bench(args))
+    else:
+        _emit(measure_memory(load_system(args.system), args.port, args.control, args.count))
+    sys.stderr.flush()
+    os._exit(0)  # no interpreter teardown: a peer's atexit hooks (zmq) must not hang the worker
+
+
+if __name__ == "__main__":
+    main()
