@@ -186,6 +186,10 @@ class Request(Message):
     @staticmethod
     def from_list(l: Any) -> Request:  # noqa: E741
         """Parse list into a request message."""
+        if len(l) == 4:
+            ident, method = l[1], l[2]
+            if type(ident) is int and 0 <= ident <= MAX_MESSAGE_ID and type(method) is str and method:
+                return Request(ident, method, l[3])
         request_id = _recover_request_id(l)
         _check_length(l, 4, "Request", request_id)
         return Request(_check_id(l[1], "message_id"), _check_method(l[2], request_id), l[3])

@@ -1,22 +1,30 @@
-"""A bounded pool of long-lived worker greenlets.
+"""A bounded pool of long-lived worker greenlets that fans out only when a job blocks.
 
 Spawning a greenlet per inbound message costs several times more than
-handing a job to a greenlet that already waits for one, so each Engine keeps
-up to ``size`` workers alive and reuses them. :meth:`WorkerPool.submit`
-blocks while ``size`` jobs are in flight: a transport that submits from its
-reading greenlet stops reading, and the peer feels backpressure instead of
-this process growing its memory.
+handing a job to a greenlet that already waits for one, and waking a
+greenlet per job costs a switch each. So each Engine keeps up to ``size``
+workers alive, and a woken worker runs queued jobs one after another for as
+long as they do not block. When a job does block (yields to the hub) while
+others wait, a callback scheduled before it started wakes one more worker,
+which takes the next job; so a slow or blocking handler never holds up the
+jobs behind it, and a burst of fast ones costs one switch, not one per job.
+
+:meth:`WorkerPool.submit` blocks while ``size`` jobs are in flight (queued
+or running): a transport that submits from its reading greenlet stops
+reading, and the peer feels backpressure instead of this process growing
+its memory.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import gevent
+from gevent.hub import Waiter
 from gevent.lock import Semaphore
-from gevent.queue import SimpleQueue
 
 __all__ = ["WorkerPool"]
 
@@ -24,9 +32,11 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 
+Job = tuple[Callable[[Any], object], Any]
+
 
 class WorkerPool:
-    """Run jobs on at most ``size`` long-lived greenlets."""
+    """Run jobs, in order of submission, on at most ``size`` long-lived greenlets."""
 
     def __init__(self, size: int = 64, name: str = "rpcengine-worker") -> None:
         if size < 1:
@@ -34,15 +44,19 @@ class WorkerPool:
         self.size = size
         self.name = name
         self._slots = Semaphore(size)
-        self._jobs: SimpleQueue = SimpleQueue()
+        self._jobs: deque[Job] = deque()
+        self._parked: list[Waiter] = []
         self._workers: set[gevent.Greenlet] = set()
-        self._idle = 0
+        # Workers woken (or spawned) that have not yet started taking jobs.
+        self._woken = 0
+        self._fan_out_scheduled = False
         self._waiting = 0
         self._closed = False
+        self._loop = gevent.get_hub().loop
 
     @property
     def busy(self) -> int:
-        """Number of jobs submitted and not yet finished."""
+        """Number of jobs submitted and not yet finished (queued or running)."""
         return self.size - self._slots.counter
 
     @property
@@ -51,7 +65,7 @@ class WorkerPool:
         return len(self._workers)
 
     def submit(self, func: Callable[[Any], object], arg: Any) -> bool:
-        """Run ``func(arg)`` on a worker; blocks (yielding to the hub) while the pool is full.
+        """Run ``func(arg)`` on a worker; blocks (yielding to the hub) while ``size`` jobs are in flight.
 
         ``func`` must handle its own exceptions; one that escapes is logged.
         Returns False, running nothing, if the pool is or gets closed meanwhile.
@@ -66,35 +80,54 @@ class WorkerPool:
         if self._closed:
             self._slots.release()
             return False
-        if self._idle == 0:
+        self._jobs.append((func, arg))
+        if self._woken == 0:
+            self._wake_one()
+        return True
+
+    def _wake_one(self) -> None:
+        """Make one more worker come for the queued jobs: a parked one, else a new one."""
+        if self._parked:
+            self._woken += 1
+            self._loop.run_callback(self._parked.pop().switch, None)
+        elif len(self._workers) < self.size:
+            self._woken += 1
             worker = gevent.Greenlet(self._run)
             worker.name = self.name
             self._workers.add(worker)
             worker.start()
-        else:
-            self._idle -= 1
-        self._jobs.put((func, arg))
-        return True
+
+    def _fan_out(self) -> None:
+        """Hub callback: a worker yielded while jobs wait; wake another unless one is coming."""
+        self._fan_out_scheduled = False
+        if self._jobs and self._woken == 0 and not self._closed:
+            self._wake_one()
 
     def _run(self) -> None:
-        """Worker loop: take jobs until told to stop."""
+        """Worker loop: run queued jobs while there are any, then park until woken."""
         jobs, slots = self._jobs, self._slots
         try:
             while True:
-                job = jobs.get()
-                if job is _STOP:
-                    return
-                func, arg = job
-                try:
-                    func(arg)
-                except Exception:
-                    log.exception("job %r raised", func)
-                finally:
-                    slots.release()
-                    func = arg = job = None
+                self._woken -= 1
+                while jobs:
+                    func, arg = jobs.popleft()
+                    if jobs and not self._fan_out_scheduled:
+                        # Runs only once this worker yields: if the job blocks, the rest go on elsewhere.
+                        self._fan_out_scheduled = True
+                        self._loop.run_callback(self._fan_out)
+                    try:
+                        func(arg)
+                    except Exception:
+                        log.exception("job %r raised", func)
+                    finally:
+                        slots.release()
+                        func = arg = None
                 if self._closed:
                     return
-                self._idle += 1
+                waiter = Waiter()
+                self._parked.append(waiter)
+                if waiter.get() is _STOP:
+                    return
         finally:
             self._workers.discard(gevent.getcurrent())  # type: ignore[arg-type]
 
@@ -112,15 +145,21 @@ class WorkerPool:
         return taken == self.size
 
     def close(self) -> None:
-        """Refuse new jobs, wake blocked submitters, let idle workers exit; running jobs finish."""
+        """Refuse new jobs, drop queued ones, wake blocked submitters, let parked workers exit.
+
+        Jobs already running finish on their own.
+        """
         if self._closed:
             return
         self._closed = True
+        while self._jobs:
+            self._jobs.popleft()
+            self._slots.release()
         for _ in range(self._waiting):
             self._slots.release()
-        for _ in range(self._idle):
-            self._jobs.put(_STOP)
-        self._idle = 0
+        parked, self._parked = self._parked, []
+        for waiter in parked:
+            self._loop.run_callback(waiter.switch, _STOP)
 
     def kill(self) -> None:
         """Close the pool and kill every worker, running jobs included (does not block)."""

@@ -60,3 +60,50 @@ def test_escaping_exception_is_logged_not_fatal(caplog: object) -> None:
     assert pool.join(timeout=5)
     assert results == [1]
     pool.kill()
+
+
+def test_burst_of_fast_jobs_runs_on_one_worker_in_order() -> None:
+    pool = WorkerPool(8)
+    order: list[int] = []
+    for i in range(100):
+        pool.submit(order.append, i)
+    assert pool.join(timeout=5)
+    assert order == list(range(100))
+    assert pool.workers == 1, "jobs that never block need no second worker"
+    pool.close()
+
+
+def test_blocking_job_does_not_hold_up_the_jobs_behind_it() -> None:
+    pool = WorkerPool(4)
+    release = gevent.event.Event()
+    done: list[str] = []
+
+    def slow(_: object) -> None:
+        release.wait()
+        done.append("slow")
+
+    pool.submit(slow, None)
+    for i in range(3):
+        pool.submit(lambda i: done.append(f"fast{i}"), i)
+    deadline = gevent.get_hub().loop.now() + 2
+    while len(done) < 3 and gevent.get_hub().loop.now() < deadline:
+        gevent.sleep(0.001)
+    assert done == ["fast0", "fast1", "fast2"], "the fast jobs ran while the slow one blocked"
+    assert pool.busy == 1
+    release.set()
+    assert pool.join(timeout=5)
+    assert done[-1] == "slow"
+    assert pool.workers == 2
+    pool.close()
+
+
+def test_close_drops_queued_jobs_and_releases_their_slots() -> None:
+    pool = WorkerPool(2)
+    release = gevent.event.Event()
+    ran: list[int] = []
+    pool.submit(lambda _: release.wait(), None)
+    pool.submit(ran.append, 1)
+    pool.close()
+    release.set()
+    assert pool.join(timeout=5)
+    assert ran == [], "a job queued when the pool closed is dropped"

@@ -39,6 +39,9 @@ def _ignore_frame(frame: bytes) -> None:
 class SocketLink:
     """One connection's write queue and lifecycle; subclasses add framing and reading."""
 
+    #: Whether the rest of a partial write goes out from a write watcher in the hub (plain sockets only).
+    uses_write_watcher = False
+
     def __init__(self, sock: object, peer_address: object = None, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         self.sock = sock
         self.peer_address = peer_address
@@ -56,10 +59,16 @@ class SocketLink:
         self._writing = False
         self._scheduled = False
         self._final: bytes | None = None
+        self._rest: memoryview | None = None
         self._drained: Event | None = None
         self._loop = gevent.get_hub().loop
         # The non-blocking OS socket under a plain gevent socket (None for TLS and others).
         self._raw = getattr(sock, "_sock", None) if type(sock) is gevent.socket.socket else None
+        # Partial writes on a plain socket continue from a write watcher (no greenlet) if the
+        # subclass asks for it; otherwise (TLS, or framing that needs a greenlet) a writer greenlet.
+        self._write_watcher: Any = None
+        if self.uses_write_watcher and self._raw is not None:
+            self._write_watcher = self._loop.io(sock.fileno(), 2)  # type: ignore[attr-defined]
 
     # -- writing ----------------------------------------------------------
 
@@ -129,9 +138,53 @@ class SocketLink:
             return
         if sent < len(data):
             self._writing = True
-            gevent.spawn(self._write_rest, memoryview(data)[sent:])
+            rest = memoryview(data)[sent:]
+            watcher = self._write_watcher
+            if watcher is not None:
+                self._rest = rest
+                watcher.start(self._writable)
+            else:
+                gevent.spawn(self._write_rest, rest)
         else:
             self._signal_drained()
+
+    def _writable(self) -> None:
+        """Hub callback of the write watcher: send more of what the socket did not take at once.
+
+        Keeps a slow reader's backlog off any greenlet: the watcher fires
+        when the socket can take more, sends without blocking, and stops
+        once everything queued (also meanwhile) is out.
+        """
+        rest = self._rest
+        if self.closed or rest is None:
+            self._stop_write_watcher()
+            return
+        try:
+            sent = self._raw.send(rest)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._stop_write_watcher()
+            gevent.spawn(self.close, f"write failed: {exc}")
+            return
+        rest = rest[sent:]
+        if not rest and self._out:
+            batch, self._out = self._out, []
+            self._out_bytes = 0
+            rest = memoryview(self.frame_batch(batch))
+        if rest:
+            self._rest = rest
+            return
+        self._stop_write_watcher()
+        self._writing = False
+        self._signal_drained()
+
+    def _stop_write_watcher(self) -> None:
+        """Stop watching for writability and forget the unsent rest."""
+        self._rest = None
+        watcher = self._write_watcher
+        if watcher is not None:
+            watcher.stop()
 
     def _write_rest(self, data: memoryview) -> None:
         """Writer greenlet: send ``data`` and then everything queued meanwhile; ends the link on error."""
@@ -240,6 +293,10 @@ class SocketLink:
         self.close_reason = reason
         self._out = []
         self._out_bytes = 0
+        self._stop_write_watcher()
+        if self._write_watcher is not None:
+            self._write_watcher.close()
+            self._write_watcher = None
         final, self._final = self._final, None
         if final:
             gevent.spawn(self._send_final_and_close, final)

@@ -43,6 +43,8 @@ _RECV_SIZE = 65536
 class TcpLink(SocketLink):
     """One TCP connection carrying line-framed messages."""
 
+    uses_write_watcher = True
+
     def __init__(self, sock: Any, peer_address: Any, config: SessionConfig) -> None:
         super().__init__(sock, peer_address, config.max_buffer)
         self.max_line = config.max_message_size
