@@ -16,6 +16,7 @@ from rpcengine.errors import (
     ConnectionLost,
     EncodeError,
     MethodNotFound,
+    OutboxFull,
     RequestException,
     TooManyPendingRequests,
 )
@@ -217,6 +218,8 @@ class Engine:
             self._send_quietly(Error(reply.message_id, request.message_id, data))  # type: ignore[attr-defined]
         except ConnectionLost:
             log.debug("answer to %r (id %d) not sent: connection lost", request.method, request.message_id)
+        except OutboxFull as exc:
+            log.error("answer to %r (id %d) not sent: %s", request.method, request.message_id, exc)
 
     def _run_notification(self, notification: Notification) -> None:
         """Call the handler for ``notification``; nothing is sent back."""
@@ -231,8 +234,8 @@ class Engine:
         """Send ``message``, logging instead of raising if the transport is gone."""
         try:
             self.transport.send(message)
-        except ConnectionLost:
-            log.debug("message %r not sent: connection lost", message)
+        except (ConnectionLost, OutboxFull) as exc:
+            log.warning("message %r not sent: %s", message, exc)
 
     # -- lifecycle --------------------------------------------------------
 

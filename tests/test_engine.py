@@ -354,3 +354,27 @@ def test_bad_frames_on_loopback_get_error_or_are_dropped(
     errors = [m for m in replies if isinstance(m, Error)]
     assert [e.request_message_id for e in errors] == [77]
     assert errors[0].data["error"] == "invalid_message"
+
+
+def test_answer_that_cannot_be_queued_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    from rpcengine import OutboxFull
+
+    left, right = pair()
+    client = Engine(left, dummy_rpc_handler)
+    server = Engine(right, MethodDispatcher(Service()))
+    original = right.send
+
+    def refuse(message: object, **kwargs: object) -> None:
+        if isinstance(message, Response):
+            raise OutboxFull("peer acknowledges nothing")
+        original(message, **kwargs)  # type: ignore[arg-type]
+
+    right.send = refuse  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="rpcengine.engine"):
+        with pytest.raises(RequestTimeout):
+            client.request("echo", 1, timeout=0.2)
+    assert any("not sent" in r.getMessage() and "acknowledges nothing" in r.getMessage() for r in caplog.records)
+    right.send = original  # type: ignore[method-assign]
+    assert client.request("echo", 2, timeout=5) == 2, "the engine keeps serving"
+    client.close()
+    server.close()
