@@ -198,3 +198,44 @@ def test_page_uses_every_feature_of_the_browser_client() -> None:
     assert results["after_reconnect"] == 42
     assert results["same_session"] is True
     assert service.notes == ["from the browser"]
+
+
+class ReadmeService:
+    """The Calculator of the README's browser example, recording its calls."""
+
+    def __init__(self) -> None:
+        self.added: gevent.event.AsyncResult = gevent.event.AsyncResult()
+
+    def rpc_add(self, request: Request) -> int:
+        """Return a + b."""
+        self.added.set((request.data, request.engine))
+        return request.data[0] + request.data[1]
+
+
+@pytest.mark.timeout(90)
+def test_readme_browser_example_runs_in_chromium() -> None:
+    import re
+
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/setup.sh --test installs it")
+        pytest.skip("chromium is not installed (run .ci/install-chromium.sh)")
+    readme = Path(__file__).resolve().parent.parent.joinpath("README.md").read_text()
+    (snippet,) = re.findall(r"^```html\n(.*?)^```$", readme, re.MULTILINE | re.DOTALL)
+    service = ReadmeService()
+    server = websocket.WebSocketServer(("127.0.0.1", 0), {"/rpc": MethodDispatcher(service)}).start()
+    workdir = tempfile.mkdtemp(prefix="rpcengine-readme-")
+    process = None
+    try:
+        port = server.address[1]
+        page = Path(workdir, "readme.html")
+        page.write_text(snippet.replace("127.0.0.1:8080", f"127.0.0.1:{port}"))
+        process = launch(page.as_uri(), str(Path(workdir, "profile")))
+        data, engine = service.added.get(timeout=60)
+        assert data == [2, 3]
+        assert engine.request("ping", None, timeout=10) == "pong", "the page answers server-initiated calls"
+    finally:
+        if process is not None:
+            stop(process)
+        server.stop(timeout=1)
+        shutil.rmtree(workdir, ignore_errors=True)
