@@ -132,8 +132,8 @@ class WebSocketLink(SocketLink):
 
         Payloads written while the WebSocket closes are dropped (the reader
         is about to close the link), except answers to the messages that
-        arrived just before a protocol error: those go out ahead of the
-        close frame, which is held back meanwhile.
+        arrived before the peer's close frame or a protocol error: those go
+        out ahead of the closing frame, held back meanwhile.
         """
         protocol = self.protocol
         state = protocol.state
@@ -255,11 +255,12 @@ class WebSocketLink(SocketLink):
     def _process(self, events: list[Any]) -> None:
         """Act on what the protocol made of the latest data: frames, its own answers, an error."""
         protocol = self.protocol
+        if protocol.state is not OPEN and not self.closed:
+            # The peer's close frame (or a protocol error) came, and the protocol queued its
+            # closing frame already: hold that back so that answers to the earlier messages,
+            # queued and not yet written or about to be, go out first.
+            self._held = protocol.data_to_send()
         if events:
-            if protocol.parser_exc is not None and not self.closed:
-                # The parser failed after these frames and queued its close frame already:
-                # hold that back so that answers to the earlier messages go out first.
-                self._held = protocol.data_to_send()
             self._handle(events)
         self._pump()
         if protocol.parser_exc is not None and not self.closed:

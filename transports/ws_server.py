@@ -114,12 +114,15 @@ class WebSocketServer:
 
     The HTTP upgrade (and the TLS handshake) must finish within
     ``handshake_timeout``; the session handshake then gets as long again.
-    The server pings every ``heartbeat_interval`` and closes a connection
-    silent for ``heartbeat_timeout``. ``max_connections`` counts
+    The server pings every ``heartbeat_interval`` and closes (1011) a
+    connection from which nothing arrived for ``heartbeat_timeout`` while
+    it was waiting to read. ``max_connections`` counts
     connections on all paths. Other keywords: see
     :class:`~transports.server.SessionServer` (hooks, authenticate, limits)
     and :class:`~transports.config.SessionConfig`; they apply to every path.
-    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    A hook tells the path from ``session.link.path`` and sees the upgrade
+    request (headers, cookies) in ``session.link.request``. Use as a
+    context manager, or call :meth:`start` and :meth:`stop`.
     """
 
     #: The link class made for each upgraded connection (a test may substitute its own).
