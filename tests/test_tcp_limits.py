@@ -197,3 +197,23 @@ def test_backpressure_longer_than_the_heartbeat_timeout_is_not_mistaken_for_a_de
     gevent.joinall(calls, timeout=10)
     assert [call.value for call in calls] == [0, 1, 2]
     assert session.link is link and not link.closed
+
+
+@pytest.mark.parametrize("reconnect", [False, True], ids=["handshaken", "resumable"])
+def test_twenty_thousand_requests_at_once_on_one_connection_all_answered(tcp_server, tcp_connect, reconnect):
+    """More requests than both outboxes hold: answers never wait for room, so nothing deadlocks.
+
+    Before answers were exempt, the server's workers waited for acknowledgements that sat
+    unread behind the requests its blocked reader could not hand them: a 30 s stall, then
+    about half the requests failed with OutboxFull.
+    """
+    server = tcp_server(max_unacked=2_000)
+    client = tcp_connect(server, reconnect=reconnect, max_unacked=2_000)
+    started = time.monotonic()
+    calls = [gevent.spawn(call_quietly, client.request, "echo", i, timeout=20) for i in range(20_000)]
+    gevent.joinall(calls, timeout=30)
+    answers = [call.value for call in calls]
+    assert answers == list(range(20_000))
+    assert time.monotonic() - started < 15
+    (session,) = server.sessions
+    assert len(session.outbox) <= 2 * 2_000 + server.config.max_concurrency

@@ -34,7 +34,7 @@ import gevent
 from gevent.event import Event
 
 from rpcengine.errors import ConnectionLost, OutboxFull, ProtocolError
-from rpcengine.messages import Disconnect, Heartbeat, Message
+from rpcengine.messages import Disconnect, Heartbeat, Message, Notification, Request
 from transports.base import Transport, error_reply_for, parse_frame
 from transports.config import SessionConfig
 from transports.link import SocketLink
@@ -164,11 +164,18 @@ class Session(Transport):
         Raises ConnectionLost once the session has ended, EncodeError if the
         message cannot be encoded, and OutboxFull if the peer acknowledges
         nothing for ``outbox_timeout`` while ``max_unacked`` messages wait.
+
+        Only messages this side starts (Requests, Notifications) wait for
+        room in the outbox. Answers never do: they are bounded by the
+        requests the peer may have unacknowledged, and an answer waiting for
+        an acknowledgement that sits unread behind the very requests its
+        worker should make room for would deadlock the connection.
         """
         if self.closed:
             raise ConnectionLost(self.close_reason or "the session is closed")
         payload = self.codec.encode(message.to_list())
-        self._send_payload(payload, getattr(message, "message_id", None))
+        kind = type(message)
+        self._send_payload(payload, getattr(message, "message_id", None), kind is Request or kind is Notification)
 
     def _send_payload(self, payload: bytes, ident: int | None, wait: bool = True) -> None:
         """Queue encoded ``payload`` (with message id ``ident``) and write it.
