@@ -61,7 +61,6 @@ class ReconnectPolicy:
 def _handshake(
     link: SocketLink,
     session: Session,
-    start_reading: Callable[[SocketLink], None],
     timeout: float,
     extra: dict[str, Any],
 ) -> None:
@@ -92,7 +91,7 @@ def _handshake(
 
     link.receiver = first_frame
     link.on_lost = lost
-    start_reading(link)
+    link.start_reading()
     hello = client_hello(session.session_id or None, session.last_received, session.config.max_unacked, **extra)
     link.write(session.codec.encode(hello))
     try:
@@ -107,7 +106,6 @@ def _handshake(
 
 def open_session(
     dial: Dial,
-    start_reading: Callable[[SocketLink], None],
     rpc_handler: RpcHandler,
     config: SessionConfig,
     *,
@@ -136,7 +134,7 @@ def open_session(
     session.peer_address = link.peer_address
     if handshake:
         try:
-            _handshake(link, session, start_reading, config.handshake_timeout, extra)
+            _handshake(link, session, config.handshake_timeout, extra)
         except BaseException:
             session.close("handshake failed")
             raise
@@ -144,16 +142,15 @@ def open_session(
         session.session_id = "plain"
         link.session = session
         session.attach(link)
-        start_reading(link)
+        link.start_reading()
     if policy is not None:
-        session.on_detached = lambda s: gevent.spawn(_redial, s, dial, start_reading, policy, extra)
+        session.on_detached = lambda s: gevent.spawn(_redial, s, dial, policy, extra)
     return engine
 
 
 def _redial(
     session: Session,
     dial: Dial,
-    start_reading: Callable[[SocketLink], None],
     policy: ReconnectPolicy,
     extra: dict[str, Any],
 ) -> None:
@@ -167,7 +164,7 @@ def _redial(
             return
         try:
             link = dial()
-            _handshake(link, session, start_reading, config.handshake_timeout, extra)
+            _handshake(link, session, config.handshake_timeout, extra)
         except (OSError, ProtocolError, ConnectionLost) as exc:
             log.info("reconnect attempt %d for session %s failed: %s", attempt, session.session_id, exc)
         else:

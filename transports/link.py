@@ -281,6 +281,14 @@ class SocketLink:
 
     # -- reading and lifecycle --------------------------------------------
 
+    def run(self) -> None:
+        """Read frames and pass each to :meth:`received` until the connection ends (subclasses)."""
+        raise NotImplementedError
+
+    def start_reading(self) -> gevent.Greenlet:
+        """Run :meth:`run` on a new greenlet (client side; a server reads on the connection's own)."""
+        return gevent.spawn(self.run)
+
     def received(self, frame: bytes) -> None:
         """Pass one inbound frame to the current receiver."""
         self.receiver(frame)

@@ -212,12 +212,8 @@ def connect(
             )
         return TcpLink(sock, (host, port), config)
 
-    def start_reading(link: SocketLink) -> None:
-        gevent.spawn(link.run)  # type: ignore[attr-defined]
-
     return open_session(
         dial,
-        start_reading,
         rpc_handler or refuse_calls,
         config,
         handshake=handshake,

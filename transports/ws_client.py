@@ -23,7 +23,6 @@ from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import HandshakeError
 from transports.client import ReconnectPolicy, open_session, refuse_calls
 from transports.config import SessionConfig
-from transports.link import SocketLink
 from transports.tls import wrap_socket
 from transports.ws_link import WebSocketLink
 from transports.ws_protocol import (
@@ -161,12 +160,8 @@ def connect(
             max_fragments=max_fragments,
         )
 
-    def start_reading(link: SocketLink) -> None:
-        gevent.spawn(link.run)  # type: ignore[attr-defined]
-
     return open_session(
         dial,
-        start_reading,
         rpc_handler or refuse_calls,
         config,
         handshake=handshake,
