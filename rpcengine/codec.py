@@ -51,6 +51,7 @@ _SCALARS = (str, int, float, bool, type(None))
 _KEY_TYPES = (str, int, float, bool, type(None))
 _CONTAINERS = frozenset({dict, list, tuple})
 
+
 class Codec(Protocol):
     """What a transport needs of a codec."""
 
