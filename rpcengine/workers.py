@@ -100,7 +100,7 @@ class WorkerPool:
     def _fan_out(self) -> None:
         """Hub callback: a worker yielded while jobs wait; wake another unless one is coming."""
         self._fan_out_scheduled = False
-        if self._jobs and self._woken == 0 and not self._closed:
+        if self._jobs and self._woken == 0:
             self._wake_one()
 
     def _run(self) -> None:
@@ -145,18 +145,19 @@ class WorkerPool:
         return taken == self.size
 
     def close(self) -> None:
-        """Refuse new jobs, drop queued ones, wake blocked submitters, let parked workers exit.
+        """Refuse new jobs and wake blocked submitters; jobs already submitted still run.
 
-        Jobs already running finish on their own.
+        A message received before its connection closed is still handled,
+        as data sent before a FIN is still read. Parked workers exit; one
+        is woken, if needed, to run what is queued.
         """
         if self._closed:
             return
         self._closed = True
-        while self._jobs:
-            self._jobs.popleft()
-            self._slots.release()
         for _ in range(self._waiting):
             self._slots.release()
+        if self._jobs and self._woken == 0:
+            self._wake_one()
         parked, self._parked = self._parked, []
         for waiter in parked:
             self._loop.run_callback(waiter.switch, _STOP)

@@ -378,3 +378,16 @@ def test_answer_that_cannot_be_queued_is_logged_not_raised(caplog: pytest.LogCap
     assert client.request("echo", 2, timeout=5) == 2, "the engine keeps serving"
     client.close()
     server.close()
+
+
+def test_notification_sent_right_before_close_is_still_handled() -> None:
+    left, right = pair()
+    client = Engine(left, dummy_rpc_handler)
+    service = Service()
+    server = Engine(right, MethodDispatcher(service))
+    for i in range(3):
+        client.notify("note", i)
+    client.close()
+    wait_until(lambda: server.closed)
+    wait_until(lambda: len(service.notified) == 3)
+    assert service.notified == [0, 1, 2]

@@ -97,13 +97,14 @@ def test_blocking_job_does_not_hold_up_the_jobs_behind_it() -> None:
     pool.close()
 
 
-def test_close_drops_queued_jobs_and_releases_their_slots() -> None:
+def test_close_still_runs_jobs_submitted_before_it() -> None:
     pool = WorkerPool(2)
     release = gevent.event.Event()
     ran: list[int] = []
     pool.submit(lambda _: release.wait(), None)
     pool.submit(ran.append, 1)
     pool.close()
+    assert pool.submit(ran.append, 2) is False
     release.set()
     assert pool.join(timeout=5)
-    assert ran == [], "a job queued when the pool closed is dropped"
+    assert ran == [1], "a job queued before close runs; one submitted after does not"
