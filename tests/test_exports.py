@@ -50,8 +50,18 @@ def test_rpcengine_exports_the_seed_api() -> None:
     import rpcengine
 
     seed = {
-        "Engine", "RpcError", "MethodNotFound", "RequestException", "RequestTimeout", "Message",
-        "Heartbeat", "Notification", "Request", "Response", "Error", "Disconnect",
+        "Engine",
+        "RpcError",
+        "MethodNotFound",
+        "RequestException",
+        "RequestTimeout",
+        "Message",
+        "Heartbeat",
+        "Notification",
+        "Request",
+        "Response",
+        "Error",
+        "Disconnect",
     }
     assert seed <= set(rpcengine.__all__)
     import dispatchers
