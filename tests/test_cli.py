@@ -347,8 +347,18 @@ def test_serve_prints_every_listener_and_stops_on_sigint() -> None:
         assert served.stop(signal.SIGINT) == 0
 
 
-def test_serve_lets_a_running_call_finish_on_sigterm() -> None:
-    served = Served(SERVICE, "tcp://127.0.0.1:0")
+def test_serve_lets_a_running_call_finish_on_sigterm(tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    (tmp_path / "slow_service.py").write_text(
+        "import gevent\n"
+        "class Slow:\n"
+        "    def rpc_sleep(self, request):\n"
+        '        """Mark that the call started, sleep, return the seconds."""\n'
+        f"        open({str(started)!r}, 'w').close()\n"
+        "        gevent.sleep(request.data)\n"
+        "        return request.data\n"
+    )
+    served = Served("slow_service:Slow", "tcp://127.0.0.1:0", cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""})
     try:
         url = served.wait_for(1)[0]
         slow = subprocess.Popen(
@@ -357,7 +367,10 @@ def test_serve_lets_a_running_call_finish_on_sigterm() -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(0.6)
+        deadline = time.monotonic() + 15
+        while not started.exists():  # the call is in flight on the server
+            assert time.monotonic() < deadline, "the slow call never reached the server"
+            time.sleep(0.01)
     finally:
         code = served.stop()
     out, err = slow.communicate(timeout=20)

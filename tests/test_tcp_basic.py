@@ -237,3 +237,17 @@ def test_read_loop_ends_cleanly_when_its_tls_socket_is_shut_under_it():
     link.run()
     assert link.closed and link.sock.closed
     assert ended and "read failed" in ended[0]
+
+
+def test_plain_client_notifications_sent_right_before_close_are_delivered(tcp_server):
+    """Queued messages go out when a link closes, with or without the handshake's goodbye."""
+    seen: list[Any] = []
+    registry = Registry()
+    registry.add("note", lambda request: seen.append(request.data))
+    server = tcp_server(registry)
+    client = connect(LOOPBACK, server.address[1], handshake=False)
+    for i in range(3):
+        client.notify("note", i)
+    client.close()
+    wait_until(lambda: len(seen) == 3, timeout=5, what="the three notifications handled")
+    assert seen == [0, 1, 2]

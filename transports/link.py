@@ -206,12 +206,16 @@ class SocketLink:
         if drained is not None:
             drained.set()
 
-    def _wait_drained(self) -> None:
-        """Block until the queue has been handed to the socket or the link closed."""
+    def _drain_signal(self) -> Event:
+        """Return the event the next drain (or close) sets, creating it on first use."""
         drained = self._drained
         if drained is None:
             drained = self._drained = Event()
-        drained.wait()
+        return drained
+
+    def _wait_drained(self) -> None:
+        """Block until the queue has been handed to the socket or the link closed."""
+        self._drain_signal().wait()
         if self.closed:
             raise ConnectionLost(self.close_reason or "the connection is closed")
 
@@ -219,19 +223,13 @@ class SocketLink:
         """Wait (yielding) up to ``timeout`` for queued bytes to reach the socket; return whether they did."""
         with gevent.Timeout(timeout, False):
             while (self._writing or self._out) and not self.closed:
-                self._wait_drained_quietly()
+                drained = self._drain_signal()
+                if not self._writing and not self._scheduled:
+                    self._scheduled = True
+                    self._loop.run_callback(self._flush_soon)
+                drained.wait()
             return not self._out
         return False
-
-    def _wait_drained_quietly(self) -> None:
-        """Wait for the next drain signal (used by :meth:`flush_quietly`)."""
-        drained = self._drained
-        if drained is None:
-            drained = self._drained = Event()
-        if not self._writing and not self._scheduled:
-            self._scheduled = True
-            self._loop.run_callback(self._flush_soon)
-        drained.wait()
 
     def frame_batch(self, payloads: list[bytes]) -> bytes:
         """Return the bytes that carry ``payloads`` on the wire (implemented by subclasses)."""
@@ -259,16 +257,24 @@ class SocketLink:
     def write_final(self, payload: bytes) -> bool:
         """Hand whatever is queued, then ``payload``, to the socket before :meth:`close`; never blocks.
 
-        For last words right before :meth:`close` (which drops the queue).
-        A plain socket takes them at once; on a socket that cannot be written
-        without blocking (TLS) they are kept, and :meth:`close` sends them
-        from a helper greenlet, bounded by ``FINAL_WRITE_TIMEOUT``, before
-        closing the socket. Best effort: returns False when a writer
-        greenlet owns the socket or a plain socket did not take everything.
+        For last words right before :meth:`close`. Best effort: returns
+        False when a writer greenlet owns the socket or a plain socket did
+        not take everything (see :meth:`_hand_over_queue`).
         """
         if self.closed or self._writing:
             return False
-        batch, self._out = [*self._out, payload], []
+        self._out.append(payload)
+        return self._hand_over_queue()
+
+    def _hand_over_queue(self) -> bool:
+        """Give everything queued to the socket now, without blocking; return whether it all went.
+
+        A plain socket takes it at once; on a socket that cannot be written
+        without blocking (TLS) it is kept, and :meth:`close` sends it from a
+        helper greenlet, bounded by ``FINAL_WRITE_TIMEOUT``, before closing
+        the socket.
+        """
+        batch, self._out = self._out, []
         self._out_bytes = 0
         data = self.frame_batch(batch)
         if self._raw is None:
@@ -294,9 +300,15 @@ class SocketLink:
         self.receiver(frame)
 
     def close(self, reason: str = "closed locally") -> None:
-        """Close the socket and report the end once; does not block."""
+        """Close the socket and report the end once; does not block.
+
+        Messages queued before the close still go out (best effort, as
+        with :meth:`write_final`), as bytes written before a FIN are read.
+        """
         if self.closed:
             return
+        if self._out and not self._writing and self._final is None:
+            self._hand_over_queue()
         self.closed = True
         self.close_reason = reason
         self._out = []

@@ -353,7 +353,9 @@ class WebSocketLink(SocketLink):
         if code is not None:
             self.close_code = code
         if self._out:
-            self._frame(self._out)
+            self._frame(self._out)  # the closing handshake sends them, whole frames first
+            self._out = []
+            self._out_bytes = 0
         super().close(reason)
 
     def close_socket(self) -> None:
