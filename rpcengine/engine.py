@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from gevent.event import Event
+
 from rpcengine.errors import (
     ConnectionLost,
     EncodeError,
@@ -22,7 +24,6 @@ from rpcengine.errors import (
 )
 from rpcengine.messages import (
     MAX_MESSAGE_ID,
-    Disconnect,
     Error,
     Message,
     Notification,
@@ -30,6 +31,7 @@ from rpcengine.messages import (
     Response,
 )
 from rpcengine.transport import TransportInterface
+from rpcengine.wire import error_data
 from rpcengine.workers import WorkerPool
 
 __all__ = ["DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_PENDING", "Engine", "RpcHandler", "error_data"]
@@ -43,16 +45,6 @@ RpcHandler = Callable[[Any], Any]
 DEFAULT_MAX_PENDING = 65536
 #: Default number of inbound requests and notifications handled at once.
 DEFAULT_MAX_CONCURRENCY = 64
-
-
-def error_data(kind: str, message: str, **extra: Any) -> dict[str, Any]:
-    """Return the data of an Error message the engine generates itself.
-
-    ``kind`` is a stable machine-readable name (``method_not_found``,
-    ``internal_error``, ``unencodable_result``, ``invalid_message``, ...);
-    ``message`` is for people.
-    """
-    return {"error": kind, "message": message, **extra}
 
 
 class Engine:
@@ -86,13 +78,17 @@ class Engine:
         self.default_timeout = default_timeout
         self.max_pending = max_pending
         self.closed = False
-        #: Set once the peer sent Disconnect: no new requests are sent to it.
-        self.peer_disconnecting = False
         self._last_message_id = 0
         self._pending: dict[int, Request] = {}
         self._workers = WorkerPool(max_concurrency)
         self._close_callbacks: list[Callable[[Engine], object]] = []
+        self._no_pending: Event | None = None
         transport.bind(self)
+
+    @property
+    def peer_disconnecting(self) -> bool:
+        """Whether the peer sent Disconnect (the transport saw it): it takes no new requests."""
+        return self.transport.peer_disconnecting
 
     # -- outbound ---------------------------------------------------------
 
@@ -148,8 +144,8 @@ class Engine:
         """
         if self.closed:
             raise ConnectionLost("the transport is closed")
-        if self.peer_disconnecting:
-            raise ConnectionLost("the peer is disconnecting")
+        if self.transport.leaving:
+            raise ConnectionLost("the connection is closing (Disconnect sent or received)")
         pending = self._pending
         if len(pending) >= self.max_pending:
             raise TooManyPendingRequests(f"{len(pending)} requests are already pending")
@@ -161,6 +157,8 @@ class Engine:
             response = request.get_response(timeout=self.default_timeout if timeout is None else timeout)
         finally:
             pending.pop(ident, None)
+            if self._no_pending is not None and not pending:
+                self._no_pending.set()
         if type(response) is Error:
             raise RequestException(response.data)
         return response.data
@@ -191,9 +189,7 @@ class Engine:
             message.engine = self  # type: ignore[attr-defined]
             if not self._workers.submit(self._run_notification, message):
                 log.debug("notification %r dropped: the engine closed while it waited", message)
-        elif kind is Disconnect:
-            self.peer_disconnecting = True
-        # A Heartbeat concerns the transport only; one that reaches the engine needs nothing.
+        # Heartbeat and Disconnect concern the transport, which acts on them before they get here.
 
     def _run_request(self, request: Request) -> None:
         """Call the handler for ``request`` and send exactly one answer."""
@@ -275,7 +271,20 @@ class Engine:
         pending, self._pending = self._pending, {}
         for request in pending.values():
             request.set_response(ConnectionLost(reason))
+        if self._no_pending is not None:
+            self._no_pending.set()
         return len(pending)
+
+    def join_pending(self, timeout: float | None = None) -> bool:
+        """Wait (yielding) until no request of this side awaits an answer; return False on ``timeout``."""
+        if not self._pending:
+            return True
+        if self._no_pending is None:
+            self._no_pending = Event()
+        try:
+            return self._no_pending.wait(timeout) and not self._pending
+        finally:
+            self._no_pending = None
 
     def join_handlers(self, timeout: float | None = None) -> bool:
         """Wait (yielding) until no inbound handler runs; return False on ``timeout``."""

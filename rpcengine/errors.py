@@ -14,6 +14,8 @@ Every exception the library raises derives from :class:`RpcError`::
     └── ProtocolError             the peer broke the protocol (also a ValueError)
         ├── DecodeError           bytes that are not acceptable JSON
         ├── MessageTooLarge       a frame or document over the configured maximum
+        ├── MessageRefused        a frame the transport will not take (binary, not UTF-8, too
+        │                         many fragments); carries the close code to end the connection with
         ├── InvalidMessage        JSON that is not one of the six message lists
         └── HandshakeError        a handshake object that cannot be accepted
 
@@ -32,6 +34,7 @@ __all__ = [
     "EncodeError",
     "HandshakeError",
     "InvalidMessage",
+    "MessageRefused",
     "MessageTooLarge",
     "MethodNotFound",
     "OutboxFull",
@@ -109,6 +112,19 @@ class DecodeError(ProtocolError):
 
 class MessageTooLarge(ProtocolError):
     """A frame or JSON document is larger than the configured maximum."""
+
+
+class MessageRefused(ProtocolError):
+    """A frame the transport will not take; ``code`` is the close code to fail the connection with.
+
+    Raised by the WebSocket transport for a binary frame (1003), text that is
+    not UTF-8 (1007), a message in too many fragments (1009) or a stray
+    continuation frame (1002).
+    """
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class InvalidMessage(ProtocolError):

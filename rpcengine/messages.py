@@ -254,7 +254,7 @@ class Response(_Reply):
 
     @staticmethod
     def for_request(message_id: int, request: Request, data: Any = None) -> Response:
-        """Named constructor when the request is known; the Engine builds every response with it."""
+        """Named constructor when the request is known (seed API; the Engine's hot path builds its answers directly)."""
         return Response(message_id, request.message_id, data)
 
     @staticmethod
@@ -276,7 +276,7 @@ class Error(_Reply):
 
     @staticmethod
     def for_request(message_id: int, request: Request, data: Any = None) -> Error:
-        """Named constructor when the request is known; the Engine builds every error with it."""
+        """Named constructor when the request is known (seed API; the Engine's hot path builds its answers directly)."""
         return Error(message_id, request.message_id, data)
 
     @staticmethod

@@ -31,9 +31,15 @@ class TransportInterface(Protocol):
       encoded; in that case nothing was sent.
     * ``close()`` ends the transport; the engine's pending requests fail.
     * ``closed`` tells whether it has ended.
+    * ``peer_disconnecting`` tells whether the peer sent Disconnect ``[-1]``
+      (the transport acts on it: it answers what is in flight, then closes);
+      ``leaving`` whether either side did. While ``leaving``, the Engine
+      sends no new request.
     """
 
     closed: bool
+    peer_disconnecting: bool
+    leaving: bool
 
     def bind(self, engine: Engine) -> None:
         """Attach the engine that receives this transport's inbound messages."""

@@ -135,8 +135,8 @@ def test_every_generated_error_kind_is_documented() -> None:
 def test_documented_limits_match_the_defaults() -> None:
     from dataclasses import fields
 
-    from transports.config import SessionConfig
-    from transports.server import DEFAULT_MAX_CONNECTIONS
+    from transports.session.config import SessionConfig
+    from transports.session.server import DEFAULT_MAX_CONNECTIONS
 
     protocol = (DOCS / "protocol.rst").read_text()
     table = protocol[protocol.index(".. _limits:") :]

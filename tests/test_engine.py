@@ -317,8 +317,11 @@ def test_message_ids_increase_from_one() -> None:
 def test_disconnect_refuses_new_requests(engines: tuple[Engine, Engine, Service]) -> None:
     from rpcengine import Disconnect
 
-    client, _, _ = engines
-    client.handle_message(Disconnect())
+    client, server, _ = engines
+    server.send(Disconnect())
+    with gevent.Timeout(5):
+        while not client.peer_disconnecting:
+            gevent.sleep(0.001)
     with pytest.raises(ConnectionLost):
         client.request("echo", 1)
 
@@ -334,7 +337,7 @@ def test_on_close_callback_runs_once(engines: tuple[Engine, Engine, Service]) ->
     assert calls == [client, client], "registered after close: called at once"
 
 
-def test_bad_frames_on_loopback_get_error_or_are_dropped(
+def test_bad_frames_on_loopback_get_error_or_close(
     engines: tuple[Engine, Engine, Service], caplog: pytest.LogCaptureFixture
 ) -> None:
     client, _, _ = engines
@@ -348,12 +351,18 @@ def test_bad_frames_on_loopback_get_error_or_are_dropped(
     client.handle_message = spy  # type: ignore[method-assign]
     with caplog.at_level(logging.WARNING):
         client.transport.send_raw(b'[2, 77, "", null]')
+        assert client.request("echo", "fine", timeout=5) == "fine"
+        errors = [m for m in replies if isinstance(m, Error)]
+        assert [e.request_message_id for e in errors] == [77]
+        assert errors[0].data["error"] == "invalid_message"
+        # Garbage without a request id ends the pair, as it closes a socket (the same rule everywhere).
         client.transport.send_raw(b"not json")
-        client.transport.send_raw(b"[9, 1]")
-    assert client.request("echo", "fine", timeout=5) == "fine"
-    errors = [m for m in replies if isinstance(m, Error)]
-    assert [e.request_message_id for e in errors] == [77]
-    assert errors[0].data["error"] == "invalid_message"
+        with gevent.Timeout(5):
+            while not client.closed:
+                gevent.sleep(0.001)
+    assert "closing on bad input" in caplog.text
+    with pytest.raises(ConnectionLost):
+        client.request("echo", "too late", timeout=5)
 
 
 def test_answer_that_cannot_be_queued_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:

@@ -26,11 +26,11 @@ PUBLIC_MODULES = [
     "transports.memory",
     "transports.tcp",
     "transports.session",
-    "transports.server",
-    "transports.client",
-    "transports.config",
+    "transports.session.server",
+    "transports.session.client",
+    "transports.session.config",
     "transports.framing",
-    "transports.handshake",
+    "transports.session.handshake",
 ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rpcengine.errors import HandshakeError
-from transports.handshake import client_hello, parse_client_hello, parse_server_hello, refusal, server_hello
+from transports.session.handshake import client_hello, parse_client_hello, parse_server_hello, refusal, server_hello
 
 
 def test_client_hello_round_trip_keeps_credentials_apart_from_protocol_fields():

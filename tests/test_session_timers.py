@@ -15,9 +15,9 @@ from tcp_helpers import call_quietly, wait_until
 
 from rpcengine.engine import Engine
 from rpcengine.errors import ConnectionLost, OutboxFull
-from transports.config import SessionConfig
 from transports.link import SocketLink
 from transports.session import Session
+from transports.session.config import SessionConfig
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -64,7 +64,7 @@ class LineLink(SocketLink):
 
 @pytest.fixture(autouse=True)
 def no_timer_greenlet(monkeypatch):
-    monkeypatch.setattr(Session, "_start_timer", lambda self: None)
+    monkeypatch.setattr(Session, "_arm_timer", lambda self: None)
 
 
 def make_session(clock: FakeClock, resumable: bool = True, handshaken: bool | None = None, **options: Any):

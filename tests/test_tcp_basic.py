@@ -21,7 +21,7 @@ from tcp_helpers import (
 
 from dispatchers import Registry
 from rpcengine.errors import ConnectionLost, HandshakeError, RequestException
-from transports.config import SessionConfig
+from transports.session.config import SessionConfig
 from transports.tcp import TcpLink, TcpServer, connect
 
 pytestmark = pytest.mark.timeout(30)

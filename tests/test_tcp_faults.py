@@ -10,7 +10,7 @@ import pytest
 from tcp_helpers import call_quietly, wait_until
 
 from rpcengine.errors import ConnectionLost
-from transports.client import ReconnectPolicy
+from transports.session.client import ReconnectPolicy
 
 pytestmark = pytest.mark.timeout(40)
 

@@ -15,11 +15,11 @@ from tcp_helpers import Recorder, ipv6_loopback_available, make_tls_contexts, wa
 from websockets.protocol import State
 from ws_helpers import RawWebSocket, start_ws_server, ws_connect_fixture, ws_server_fixture  # noqa: F401
 
-import transports.ws_server
+import transports.websocket.server
 from dispatchers import Registry
 from rpcengine.errors import HandshakeError, RequestException
 from transports.websocket import DEFAULT_CLOSE_TIMEOUT, SUBPROTOCOL, WebSocketServer, connect
-from transports.ws_protocol import ServerProtocol, receive_handshake, send_protocol_data
+from transports.websocket.protocol import ServerProtocol, receive_handshake, send_protocol_data
 
 
 def registry_with(**functions: Any) -> Registry:
@@ -186,8 +186,8 @@ def test_browser_client_script_is_served(ws_server, tmp_path, monkeypatch):
     status, headers, body = http_get(server, "/rpcengine.js")
     assert status == 200
     assert headers["content-type"].startswith("application/javascript")
-    assert body == (transports.ws_server.STATIC_DIR / "rpcengine.js").read_bytes()
-    monkeypatch.setattr(transports.ws_server, "STATIC_DIR", tmp_path)
+    assert body == (transports.websocket.server.STATIC_DIR / "rpcengine.js").read_bytes()
+    monkeypatch.setattr(transports.websocket.server, "STATIC_DIR", tmp_path)
     assert http_get(server, "/rpcengine.js")[0] == 404
     assert http_get(ws_server(serve_static=False), "/rpcengine.js")[0] == 404
 

@@ -41,7 +41,7 @@ from ws_helpers import (
 
 from rpcengine.errors import ConnectionLost
 from transports.websocket import connect, open_websocket
-from transports.ws_protocol import ServerProtocol, receive_handshake, send_protocol_data
+from transports.websocket.protocol import ServerProtocol, receive_handshake, send_protocol_data
 
 PROTOCOL_ERROR, UNSUPPORTED_DATA, INVALID_DATA, POLICY_VIOLATION, MESSAGE_TOO_BIG = 1002, 1003, 1007, 1008, 1009
 

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from websockets.frames import BINARY, CONT, TEXT, Frame
 
-from transports.ws_protocol import MessageAssembler, MessageRefused, close_code_for, short_reason
+from rpcengine.errors import MessageRefused
+from transports.websocket.protocol import MessageAssembler, close_code_for, short_reason
 
 
 def fragments(data: bytes, cuts: list[int], opcode=TEXT) -> list[Frame]:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from rpcengine.errors import ConnectionLost
-from transports.client import refuse_calls
-from transports.config import SessionConfig
-from transports.server import SessionServer
+from transports.session.client import refuse_calls
+from transports.session.config import SessionConfig
+from transports.session.server import SessionServer
 from transports.websocket import WebSocketLink, WebSocketServer, open_websocket
 
 #: Generous limits: the suite sends messages up to 16 MiB in many fragments (cases 9.*, excluded by default).

@@ -25,7 +25,7 @@ from websockets.uri import parse_uri
 from websockets.utils import apply_mask
 
 from transports.websocket import WebSocketServer, connect
-from transports.ws_protocol import receive_handshake, send_protocol_data
+from transports.websocket.protocol import receive_handshake, send_protocol_data
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 

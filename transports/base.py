@@ -1,34 +1,24 @@
-"""Transport base class and the inbound-frame handling every transport shares."""
+"""Transport base class: holds the engine and reports the end exactly once."""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
 
-from rpcengine.codec import Codec
-from rpcengine.engine import error_data
-from rpcengine.errors import ConnectionLost, InvalidMessage, ProtocolError
-from rpcengine.messages import Error, Message
+import gevent
+
+from rpcengine.errors import ConnectionLost
+from rpcengine.messages import Message
 
 if TYPE_CHECKING:
     from rpcengine.engine import Engine
 
-__all__ = ["Transport", "error_reply_for", "parse_frame"]
+__all__ = ["DEFAULT_DRAIN_TIMEOUT", "Transport"]
 
 log = logging.getLogger(__name__)
 
-
-def parse_frame(codec: Codec, frame: bytes) -> Message:
-    """Decode one frame into a message; raise a ProtocolError subclass if it is not one."""
-    return Message.from_list(codec.decode(frame))
-
-
-def error_reply_for(engine: Engine, exc: ProtocolError) -> Error | None:
-    """Return the Error reply for bad input whose request id could be recovered, else None."""
-    request_id = exc.request_id if isinstance(exc, InvalidMessage) else None
-    if request_id is None:
-        return None
-    return Error(engine.next_message_id(), request_id, error_data("invalid_message", str(exc)))
+#: How long a transport that is ending waits for in-flight work before it closes anyway.
+DEFAULT_DRAIN_TIMEOUT = 5.0
 
 
 class Transport:
@@ -41,6 +31,17 @@ class Transport:
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.closed = False
+        self._ending: str | None = None
+
+    @property
+    def peer_disconnecting(self) -> bool:
+        """Whether the peer sent Disconnect (subclasses that see it say so)."""
+        return False
+
+    @property
+    def leaving(self) -> bool:
+        """Whether either side sent Disconnect: the Engine sends no new request."""
+        return self.peer_disconnecting
 
     def bind(self, engine: Engine) -> None:
         """Attach the engine that receives this transport's inbound messages."""
@@ -72,3 +73,46 @@ class Transport:
         """Raise ConnectionLost if the transport has ended."""
         if self.closed:
             raise ConnectionLost("the transport is closed")
+
+    # -- ending after in-flight work --------------------------------------
+
+    def finish(self, reason: str, timeout: float = DEFAULT_DRAIN_TIMEOUT, *, answers_may_come: bool = True) -> None:
+        """Close once in-flight work is done; does not block.
+
+        Used when the peer said Disconnect or broke the framing: what it
+        sent before is still handled and answered, as data before a FIN is
+        read. With ``answers_may_come`` (the peer said Disconnect, and the
+        connection is still read) this side's pending requests may still be
+        answered and are waited for too. Waits up to ``timeout`` on a new
+        greenlet, then ends with ``reason``. From now on the peer's new
+        requests and notifications are dropped.
+        """
+        if self.closed or self._ending is not None:
+            return
+        self._ending = reason
+        gevent.spawn(self._drain_and_end, reason, timeout, answers_may_come)
+
+    @property
+    def ending(self) -> bool:
+        """Whether :meth:`finish` was called: the transport closes once in-flight work is done."""
+        return self._ending is not None
+
+    def _drain_and_end(self, reason: str, timeout: float, answers_may_come: bool) -> None:
+        """Wait (bounded) for handlers (and pending requests), flush, then :meth:`end`."""
+        engine = self.engine
+        with gevent.Timeout(timeout, False):
+            if engine is not None:
+                engine.join_handlers()
+                if answers_may_come:
+                    engine.join_pending()
+        if engine is not None and engine.active_handlers:
+            log.warning("%r ends with handlers still running after %s s", self, timeout)
+        self.flush(1.0)
+        self.end(reason)
+
+    def flush(self, timeout: float) -> None:
+        """Wait (yielding) up to ``timeout`` for queued output to leave (subclasses that queue)."""
+
+    def end(self, reason: str) -> None:
+        """Close for ``reason`` (subclasses whose close takes a reason override this)."""
+        self.close()

@@ -63,25 +63,32 @@ class LineDecoder:
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data`` and return the whole lines it completes, without their newline.
 
-        Raises MessageTooLarge once a line exceeds ``max_line``; the decoder
-        is then unusable (the stream has lost its framing).
+        Raises MessageTooLarge once a line exceeds ``max_line`` and
+        DecodeError for a line that cannot start a JSON document; the
+        decoder is then unusable (the stream has lost its framing). The
+        error's ``lines`` attribute holds the whole lines that came before
+        the break, to be handled (and answered) before the connection ends.
         """
+        try:
+            return self._feed(data)
+        except (DecodeError, MessageTooLarge) as exc:
+            self._buffer = b""
+            if not hasattr(exc, "lines"):
+                exc.lines = []  # type: ignore[union-attr]
+            raise
+
+    def _feed(self, data: bytes) -> list[bytes]:
+        """Split ``data`` (after what is buffered) into whole lines; raise at a framing error."""
         buffer = self._buffer + data if self._buffer else data
         if b"\n" not in data:
             if self._too_long(buffer):
-                self._buffer = b""
                 raise MessageTooLarge(f"line exceeds {self.max_line} bytes")
             self._buffer = buffer
             _check_start(buffer)
             return []
         lines = buffer.split(b"\n")
         self._buffer = lines.pop()
-        if self._too_long(self._buffer):
-            self._buffer = b""
-            raise MessageTooLarge(f"line exceeds {self.max_line} bytes")
-        if self._buffer:
-            _check_start(self._buffer)
-        result = []
+        result: list[bytes] = []
         max_line = self.max_line
         for line in lines:
             if line[-1:] == b"\r":
@@ -89,7 +96,19 @@ class LineDecoder:
             if not line or (line[0] in _BLANK and not line.strip(_WHITESPACE)):
                 continue
             if len(line) > max_line:
-                self._buffer = b""
-                raise MessageTooLarge(f"line exceeds {max_line} bytes")
+                raise _with_lines(MessageTooLarge(f"line exceeds {max_line} bytes"), result)
             result.append(line)
+        if self._too_long(self._buffer):
+            raise _with_lines(MessageTooLarge(f"line exceeds {self.max_line} bytes"), result)
+        if self._buffer:
+            try:
+                _check_start(self._buffer)
+            except DecodeError as exc:
+                raise _with_lines(exc, result) from None
         return result
+
+
+def _with_lines(exc: DecodeError | MessageTooLarge, lines: list[bytes]) -> DecodeError | MessageTooLarge:
+    """Attach the whole lines found before a framing error, to be handled before the error is."""
+    exc.lines = lines  # type: ignore[union-attr]
+    return exc

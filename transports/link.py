@@ -2,7 +2,12 @@
 
 A Session survives reconnects; a Link is one socket (or WebSocket) and
 dies with it. The link owns framing and the socket; the session owns
-numbering, acknowledgement and resume. :class:`SocketLink` implements the
+numbering, acknowledgement, liveness and resume. A link never reads or
+writes session state: it reports upward only through the callbacks it was
+given (:attr:`~SocketLink.receiver` for each inbound frame,
+:attr:`~SocketLink.on_activity` when a probe is answered,
+:attr:`~SocketLink.on_protocol_error` when the peer broke the framing,
+:attr:`~SocketLink.on_lost` when it ends). :class:`SocketLink` implements the
 write side for any gevent socket: payloads queued while a write is in
 progress go out together in one ``sendall``. Subclasses implement
 :meth:`SocketLink.frame_batch` (how payloads become bytes on the wire) and a
@@ -19,7 +24,7 @@ import gevent
 import gevent.socket
 from gevent.event import Event
 
-from rpcengine.errors import ConnectionLost
+from rpcengine.errors import ConnectionLost, ProtocolError
 
 __all__ = ["DEFAULT_MAX_BUFFER", "SocketLink"]
 
@@ -41,6 +46,8 @@ class SocketLink:
 
     #: Whether the rest of a partial write goes out from a write watcher in the hub (plain sockets only).
     uses_write_watcher = False
+    #: Whether :meth:`probe` asks the peer for an answer (a WebSocket ping); plain lines cannot.
+    can_probe = False
 
     def __init__(self, sock: object, peer_address: object = None, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         self.sock = sock
@@ -50,8 +57,14 @@ class SocketLink:
         self.receiver: Callable[[bytes], None] = _ignore_frame
         #: Called once with the reason when the link ends.
         self.on_lost: Callable[[SocketLink, str], None] | None = None
-        #: The session this link carries, once the handshake (or first message) chose one.
-        self.session: Any = None
+        #: Called when the peer broke the framing; the link has stopped reading and waits to be closed.
+        self.on_protocol_error: Callable[[SocketLink, ProtocolError], None] | None = None
+        #: Called when the peer answered a :meth:`probe`.
+        self.on_activity: Callable[[], None] | None = None
+        #: Whoever took this connection over (a server marks it once the handshake chose a session).
+        self.owner: Any = None
+        #: False once reading stopped (after a framing error): inbound data is no longer passed on.
+        self.reading = True
         self.closed = False
         self.close_reason = ""
         self._out: list[bytes] = []
@@ -298,6 +311,28 @@ class SocketLink:
     def received(self, frame: bytes) -> None:
         """Pass one inbound frame to the current receiver."""
         self.receiver(frame)
+
+    def stop_reading(self) -> None:
+        """Pass no more inbound frames on; the link stays open for writing until closed."""
+        self.reading = False
+
+    def detach_callbacks(self) -> None:
+        """Forget every upward callback: whoever set them no longer wants to hear from this link."""
+        self.receiver = _ignore_frame
+        self.on_lost = self.on_protocol_error = self.on_activity = None
+
+    def probe(self) -> None:
+        """Ask the peer for a sign of life, without blocking (links that :attr:`can_probe`)."""
+
+    def protocol_error(self, exc: ProtocolError) -> None:
+        """The peer broke the framing: stop reading and report it upward (or close, if nobody listens)."""
+        self.stop_reading()
+        callback = self.on_protocol_error
+        if callback is None:
+            log.warning("closing connection from %s: %s", self.peer_address, exc)
+            self.close(f"protocol error: {exc}")
+        else:
+            callback(self, exc)
 
     def close(self, reason: str = "closed locally") -> None:
         """Close the socket and report the end once; does not block.

@@ -4,8 +4,11 @@
 the codec as bytes, so tests see what a network peer would see: values that
 cannot be encoded fail, data comes back as fresh JSON values, malformed
 frames (injected with :meth:`MemoryTransport.send_raw`) meet the same checks
-as on a socket. Closing either side ends both, and the pending requests on
-each side fail with :class:`~rpcengine.errors.ConnectionLost`.
+and the same answers as on a socket: a bad frame that names a request id
+gets an Error reply, any other bad frame ends the pair once what came
+before it is answered, and so does a Disconnect from the peer. Closing
+either side ends both, and the pending requests on each side fail with
+:class:`~rpcengine.errors.ConnectionLost`.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from gevent.queue import Queue
 from rpcengine.codec import Codec, default_codec
 from rpcengine.engine import Engine
 from rpcengine.errors import ConnectionLost, ProtocolError
-from rpcengine.messages import Message
-from transports.base import Transport, error_reply_for, parse_frame
+from rpcengine.messages import Disconnect, Message, Notification, Request
+from rpcengine.wire import bad_frame_reply, has_request_id, parse_frame
+from transports.base import Transport
 
 __all__ = ["MemoryTransport", "pair"]
 
@@ -38,7 +42,13 @@ class MemoryTransport(Transport):
         self.inbox: Queue = Queue(maxsize=capacity)
         self.peer: MemoryTransport | None = None
         self._reader: gevent.Greenlet | None = None
+        self._peer_disconnecting = False
         self.frames_received = 0
+
+    @property
+    def peer_disconnecting(self) -> bool:
+        """Whether the peer sent Disconnect."""
+        return self._peer_disconnecting
 
     def bind(self, engine: Engine) -> None:
         """Attach the engine and start delivering inbound messages to it."""
@@ -88,18 +98,30 @@ class MemoryTransport(Transport):
             except ProtocolError as exc:
                 self._reject(exc)
                 continue
-            self.deliver(message)
+            kind = type(message)
+            if kind is Disconnect:
+                self._peer_disconnecting = True
+                self.finish("the peer disconnected")
+            elif self._ending is not None and (kind is Request or kind is Notification):
+                log.debug("dropped %r: the transport is ending", message)
+            else:
+                self.deliver(message)
 
     def _reject(self, exc: ProtocolError) -> None:
-        """Answer bad input with an Error when its request id is known; log it either way."""
-        log.warning("loopback transport received bad input: %s", exc)
-        assert self.engine is not None
-        reply = error_reply_for(self.engine, exc)
-        if reply is not None:
-            try:
-                self.send(reply)
-            except ConnectionLost:
-                pass
+        """Answer bad input: an Error if its request id is known, else end the pair once what came is answered."""
+        engine = self.engine
+        assert engine is not None
+        if not has_request_id(exc):
+            log.warning("loopback transport closing on bad input: %s", exc)
+            self.finish(f"protocol error: {exc}")
+            return
+        log.warning("loopback transport received an invalid request: %s", exc)
+        reply = bad_frame_reply(exc, engine.next_message_id())
+        assert reply is not None
+        try:
+            self.send(reply)
+        except ConnectionLost:
+            log.debug("error reply not sent: the peer is gone")
 
     def __repr__(self) -> str:
         return f"<MemoryTransport {'closed' if self.closed else 'open'}>"

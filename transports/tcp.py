@@ -8,7 +8,7 @@ The framing is plain enough to type by hand::
 
 :class:`TcpServer` serves an rpc handler to many clients (sessions,
 broadcast, hooks, limits, heartbeats, resume: see
-:class:`~transports.server.SessionServer`); :func:`connect` returns a ready
+:class:`~transports.session.server.SessionServer`); :func:`connect` returns a ready
 :class:`~rpcengine.engine.Engine` whose peer is the server. IPv4 and IPv6
 addresses both work; TCP_NODELAY is always on.
 """
@@ -22,15 +22,15 @@ from typing import Any
 
 import gevent
 import gevent.socket
-from gevent.server import StreamServer
 
 from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import ProtocolError
-from transports.client import ReconnectPolicy, open_session, refuse_calls
-from transports.config import SessionConfig
 from transports.framing import LineDecoder
 from transports.link import SocketLink
-from transports.server import SessionServer
+from transports.listener import DEFAULT_BACKLOG, Listener, tune_socket
+from transports.session.client import ReconnectPolicy, open_session, refuse_calls
+from transports.session.config import SessionConfig
+from transports.session.server import SessionServer
 from transports.tls import wrap_socket
 
 __all__ = ["TcpLink", "TcpServer", "connect"]
@@ -73,22 +73,22 @@ class TcpLink(SocketLink):
                 if not data:
                     self.close("the peer closed the connection")
                     return
-                for line in decoder.feed(data):
+                try:
+                    lines = decoder.feed(data)
+                except ProtocolError as exc:
+                    # The whole lines before the break are handled (and answered) first.
+                    for line in exc.lines:  # type: ignore[attr-defined]
+                        received(line)
+                        if self.closed or not self.reading:
+                            return
+                    self.protocol_error(exc)
+                    return
+                for line in lines:
                     received(line)
-                    if self.closed:
+                    if self.closed or not self.reading:
                         return
-        except ProtocolError as exc:
-            self.protocol_error(exc)
         except OSError as exc:
             self.close(f"read failed: {exc}")
-
-    def protocol_error(self, exc: ProtocolError) -> None:
-        """End the connection and its session after a framing error (logged once)."""
-        log.warning("closing connection from %s: %s", self.peer_address, exc)
-        reason = f"protocol error: {exc}"
-        if self.session is not None:
-            self.session.close(reason)
-        self.close(reason)
 
     def close_socket(self) -> None:
         """Shut the socket down both ways, then close it."""
@@ -99,18 +99,12 @@ class TcpLink(SocketLink):
         self.sock.close()
 
 
-def _tune(sock: Any) -> None:
-    """Turn on TCP_NODELAY (and keepalive) on a connected socket."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-
-
-class TcpServer(SessionServer):
+class TcpServer(SessionServer, Listener):
     """Serve ``rpc_handler`` over TCP at ``address`` (``(host, port)``; port 0 picks a free one).
 
     ``ssl_context`` turns on TLS. Other keywords: see
-    :class:`~transports.server.SessionServer` and
-    :class:`~transports.config.SessionConfig`. Use as a context manager, or
+    :class:`~transports.session.server.SessionServer` and
+    :class:`~transports.session.config.SessionConfig`. Use as a context manager, or
     call :meth:`start` and :meth:`stop`.
     """
 
@@ -120,47 +114,22 @@ class TcpServer(SessionServer):
         rpc_handler: RpcHandler,
         *,
         ssl_context: ssl.SSLContext | None = None,
-        backlog: int = 1024,
+        backlog: int = DEFAULT_BACKLOG,
         **options: Any,
     ) -> None:
-        super().__init__(rpc_handler, **options)
+        SessionServer.__init__(self, rpc_handler, **options)
+        Listener.__init__(self, address, backlog=backlog)
         self.ssl_context = ssl_context
-        self._server = StreamServer(address, self._handle, backlog=backlog)
 
-    @property
-    def address(self) -> tuple[str, int]:
-        """The address the server listens on (with the real port once started)."""
-        return self._server.address
+    kind = "TCP server"
 
-    def start(self) -> TcpServer:
-        """Start listening and accepting in the background; return self."""
-        self._server.start()
-        log.info("TCP server listening on %s", self.address)
-        return self
-
-    def serve_forever(self) -> None:
-        """Start (if needed) and block until :meth:`stop` is called."""
-        self._server.serve_forever()
-
-    def stop(self, timeout: float | None = 5.0) -> None:
-        """Stop gracefully: refuse new connections, send Disconnect, let handlers finish, close.
-
-        Blocks (yields) up to ``timeout`` seconds for in-flight handlers, then
-        up to 0.5 s more for their answers to reach the sockets.
-        """
-        self.accepting = False
-        self._server.stop(timeout=0)
+    def stop_serving(self, timeout: float | None) -> None:
+        """Send Disconnect to every session, let handlers finish for ``timeout``, close (blocks, yielding)."""
         self.stop_sessions(timeout)
 
-    def __enter__(self) -> TcpServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _handle(self, sock: Any, address: Any) -> None:
+    def handle_connection(self, sock: Any, address: Any) -> None:
         """Serve one accepted connection (runs on its own greenlet)."""
-        _tune(sock)
+        tune_socket(sock)
         if self.ssl_context is not None:
             try:
                 sock = wrap_socket(self.ssl_context, sock, server_side=True, timeout=self.config.handshake_timeout)
@@ -192,10 +161,10 @@ def connect(
     ``rpc_handler`` serves requests the server sends to this client (by
     default every such call gets MethodNotFound). ``handshake=False``
     speaks plain message lines (no heartbeats, no resume). ``reconnect``
-    (True or a :class:`~transports.client.ReconnectPolicy`) redials and
+    (True or a :class:`~transports.session.client.ReconnectPolicy`) redials and
     resumes after a lost connection. ``hello_extra`` adds keys to the
     handshake (for an authenticate hook). Other keywords are
-    :class:`~transports.config.SessionConfig` fields.
+    :class:`~transports.session.config.SessionConfig` fields.
 
     Raises OSError if the server cannot be reached,
     :class:`~rpcengine.errors.HandshakeError` if it refuses.
@@ -205,7 +174,7 @@ def connect(
     def dial() -> TcpLink:
         sock = gevent.socket.create_connection((host, port), timeout=connect_timeout)
         sock.settimeout(None)
-        _tune(sock)
+        tune_socket(sock)
         if ssl_context is not None:
             sock = wrap_socket(
                 ssl_context, sock, server_side=False, server_hostname=server_hostname or host, timeout=connect_timeout

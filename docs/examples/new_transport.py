@@ -5,7 +5,8 @@ import gevent.socket
 
 from dispatchers import MethodDispatcher
 from rpcengine import Engine, ProtocolError, default_codec
-from transports.base import Transport, error_reply_for, parse_frame
+from rpcengine.wire import bad_frame_reply, has_request_id, parse_frame
+from transports.base import Transport
 from transports.framing import LineDecoder, frame_line
 
 
@@ -52,10 +53,9 @@ class StreamTransport(Transport):
                     try:
                         message = parse_frame(self.codec, line)
                     except ProtocolError as exc:
-                        reply = error_reply_for(self.engine, exc)  # an Error if a request id is known
-                        if reply is None:
-                            raise
-                        self.send(reply)
+                        if not has_request_id(exc):
+                            raise  # garbage without a request id ends the connection
+                        self.send(bad_frame_reply(exc, self.engine.next_message_id()))
                         continue
                     self.deliver(message)  # may block (yield): backpressure on the peer
         except (OSError, ProtocolError) as exc:

@@ -3,7 +3,7 @@
 import gevent
 
 from dispatchers import MethodDispatcher
-from transports.client import ReconnectPolicy
+from transports.session.client import ReconnectPolicy
 from transports.tcp import TcpServer, connect
 
 

@@ -6,10 +6,10 @@ binds every listener to 127.0.0.1. Without it the tests skip, or fail when
 the ``CI`` environment variable is set. ``WSTEST`` names another binary.
 
 * server mode: ``wstest -m fuzzingclient`` runs every case against an echo
-  endpoint built from :class:`~transports.ws_server.WebSocketServer`'s
-  upgrade and :class:`~transports.ws_link.WebSocketLink` (see ws_echo.py);
+  endpoint built from :class:`~transports.websocket.server.WebSocketServer`'s
+  upgrade and :class:`~transports.websocket.link.WebSocketLink` (see ws_echo.py);
 * client mode: ``wstest -m fuzzingserver`` serves the cases, and our client
-  side (:func:`~transports.ws_client.open_websocket` and the same link)
+  side (:func:`~transports.websocket.client.open_websocket` and the same link)
   echoes each one.
 
 A case passes when both its behaviour and its closing behaviour are OK or

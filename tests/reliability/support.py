@@ -286,7 +286,6 @@ class LoopbackWorld(World):
     """Each connection is an in-memory pair with its own server Engine (sharing one handler)."""
 
     name = "loopback"
-    closes_on_garbage = False
 
     def connect(self, **options: Any) -> Connection:
         """Return a new loopback connection."""

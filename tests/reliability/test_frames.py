@@ -17,7 +17,7 @@ import pytest
 
 from rpcengine import DecodeError, MessageTooLarge, ProtocolError
 from rpcengine.codec import UjsonCodec
-from transports.base import parse_frame
+from rpcengine.wire import parse_frame
 from transports.framing import LineDecoder
 
 from .conftest import Figures

@@ -41,10 +41,10 @@ from rpcengine import (
 )
 from rpcengine.codec import OrjsonCodec, UjsonCodec
 from rpcengine.messages import MAX_MESSAGE_ID
-from transports.base import parse_frame
-from transports.config import SessionConfig
+from rpcengine.wire import parse_frame
 from transports.framing import LineDecoder, frame_line
 from transports.session import Session
+from transports.session.config import SessionConfig
 
 from .conftest import Figures
 
@@ -288,7 +288,7 @@ class EngineSessionMachine(RuleBasedStateMachine):
         self.clock = Clock()
         self.config = SessionConfig(heartbeat_interval=1.0, heartbeat_timeout=3.0, resume_grace=5.0)
         self.session = Session(self.config, resumable=True, handshaken=True, clock=self.clock)
-        self.session._start_timer = lambda: None  # type: ignore[method-assign]  # the machine ticks
+        self.session._arm_timer = lambda: None  # type: ignore[method-assign]  # the machine ticks
         self.engine = Engine(self.session, self._serve)
         self.sent_requests: set[int] = set()
         original_send = self.session.send

@@ -20,7 +20,7 @@ with atheris.instrument_imports(include=["rpcengine", "transports", "targets"]):
     import rpcengine.codec
     import rpcengine.messages  # noqa: F401
     import transports.framing
-    import transports.handshake  # noqa: F401
+    import transports.session.handshake  # noqa: F401
 
 
 def main() -> None:

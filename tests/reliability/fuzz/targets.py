@@ -13,7 +13,7 @@ from rpcengine.codec import OrjsonCodec, UjsonCodec
 from rpcengine.errors import DecodeError, HandshakeError, InvalidMessage, MessageTooLarge, ProtocolError
 from rpcengine.messages import MAX_MESSAGE_ID, Message
 from transports.framing import LineDecoder
-from transports.handshake import is_handshake_frame, parse_client_hello, parse_server_hello
+from transports.session.handshake import is_handshake_frame, parse_client_hello, parse_server_hello
 
 CODECS = (UjsonCodec(max_size=1 << 16), OrjsonCodec(max_size=1 << 16))
 

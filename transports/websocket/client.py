@@ -2,9 +2,9 @@
 
 The HTTP upgrade is done by ``websockets``' sans-I/O ClientProtocol over a
 gevent socket; the session on top (handshake, heartbeats, reconnect and
-resume) is :func:`transports.client.open_session`, the same as for TCP.
+resume) is :func:`transports.session.client.open_session`, the same as for TCP.
 :func:`open_websocket` is the lower layer: one upgraded connection as a
-:class:`~transports.ws_link.WebSocketLink`.
+:class:`~transports.websocket.link.WebSocketLink`.
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ from websockets.uri import WebSocketURI, parse_uri
 from rpcengine import __version__
 from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import HandshakeError
-from transports.client import ReconnectPolicy, open_session, refuse_calls
-from transports.config import SessionConfig
+from transports.listener import tune_socket
+from transports.session.client import ReconnectPolicy, open_session, refuse_calls
+from transports.session.config import SessionConfig
 from transports.tls import wrap_socket
-from transports.ws_link import WebSocketLink
-from transports.ws_protocol import (
+from transports.websocket.link import WebSocketLink
+from transports.websocket.protocol import (
     DEFAULT_MAX_FRAGMENTS,
     SUBPROTOCOL,
     ClientProtocol,
     receive_handshake,
     send_protocol_data,
-    tune_socket,
 )
 
 __all__ = ["connect", "open_websocket", "parse_url"]
@@ -63,7 +63,7 @@ def open_websocket(
 
     ``ssl_context`` is used for ``wss://`` (default: the system's trusted
     CAs, with hostname checking). ``headers`` are added to the upgrade
-    request. ``link_options`` go to the link class (``ping_interval``, ...).
+    request. ``link_options`` go to the link class (``max_fragments``, ...).
 
     Raises OSError (TimeoutError when the deadline passes) if the server
     cannot be reached, :class:`~rpcengine.errors.HandshakeError` if it
@@ -132,12 +132,13 @@ def connect(
     the Origin header (for servers with an allowlist); ``subprotocols`` are
     offered in the upgrade; ``headers`` are added to it. ``handshake=False``
     speaks plain message lists (no heartbeats, no resume). ``reconnect``
-    (True or a :class:`~transports.client.ReconnectPolicy`) redials and
+    (True or a :class:`~transports.session.client.ReconnectPolicy`) redials and
     resumes after a lost connection. ``hello_extra`` adds keys to the
-    session handshake (for an authenticate hook). The client pings the
-    server every ``heartbeat_interval`` and drops a connection silent for
-    ``heartbeat_timeout``. Other keywords are
-    :class:`~transports.config.SessionConfig` fields.
+    session handshake (for an authenticate hook). A handshaken session
+    judges the server's liveness by its heartbeats; a plain one
+    (``handshake=False``) pings the server every ``heartbeat_interval`` and
+    drops a connection silent for ``heartbeat_timeout``. Other keywords are
+    :class:`~transports.session.config.SessionConfig` fields.
 
     Raises ValueError for a URL that is not ``ws://`` or ``wss://``, OSError
     if the server cannot be reached, :class:`~rpcengine.errors.HandshakeError`
@@ -155,8 +156,6 @@ def connect(
             subprotocols=subprotocols,
             headers=headers,
             connect_timeout=connect_timeout,
-            ping_interval=config.heartbeat_interval,
-            ping_timeout=config.heartbeat_timeout,
             max_fragments=max_fragments,
         )
 

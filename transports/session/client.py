@@ -25,10 +25,10 @@ from gevent.event import AsyncResult
 
 from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import ConnectionLost, HandshakeError, MethodNotFound, ProtocolError
-from transports.config import SessionConfig
-from transports.handshake import client_hello, parse_server_hello
 from transports.link import SocketLink
-from transports.session import Session
+from transports.session.config import SessionConfig
+from transports.session.driver import Session
+from transports.session.handshake import client_hello, parse_server_hello
 
 __all__ = ["Dial", "ReconnectPolicy", "open_session", "refuse_calls"]
 
@@ -81,7 +81,7 @@ def _handshake(
             # The server declares us dead after its own timeout: send as often as it does.
             session.heartbeat_interval = hello.heartbeat
         session.peer_outbox_bound(hello.max_unacked)
-        link.session = session
+        link.owner = session
         session.attach(link, hello.ack)
         answered.set(hello)
 
@@ -140,7 +140,7 @@ def open_session(
             raise
     else:
         session.session_id = "plain"
-        link.session = session
+        link.owner = session
         session.attach(link)
         link.start_reading()
     if policy is not None:

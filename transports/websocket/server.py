@@ -1,6 +1,6 @@
 """WebSocketServer: rpc handlers on one or more paths of one port, over ``ws://`` or ``wss://``.
 
-Each path is served by its own :class:`~transports.server.SessionServer`
+Each path is served by its own :class:`~transports.session.server.SessionServer`
 (the class behind :class:`~transports.tcp.TcpServer`), so sessions,
 broadcast, hooks, limits, heartbeats and resume work exactly as over TCP.
 This module adds what is particular to WebSocket: the HTTP upgrade (done by
@@ -20,24 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-from gevent.server import StreamServer
 from websockets.exceptions import NegotiationError
 from websockets.http11 import Request
 
 from rpcengine.engine import RpcHandler
-from transports.server import DEFAULT_MAX_CONNECTIONS, SessionServer
+from transports.listener import DEFAULT_BACKLOG, Listener, tune_socket
 from transports.session import Session
-from transports.sessions import SessionSet
+from transports.session.server import DEFAULT_MAX_CONNECTIONS, SessionServer
+from transports.session.sessions import SessionSet
 from transports.tls import wrap_socket
-from transports.ws_link import WebSocketLink
-from transports.ws_protocol import (
+from transports.websocket.link import WebSocketLink
+from transports.websocket.protocol import (
     DEFAULT_MAX_FRAGMENTS,
     SUBPROTOCOL,
     ServerProtocol,
     receive_handshake,
     send_protocol_data,
     static_response,
-    tune_socket,
     wants_upgrade,
 )
 
@@ -46,7 +45,7 @@ __all__ = ["STATIC_DIR", "STATIC_PATH", "SessionGroup", "WebSocketServer"]
 log = logging.getLogger(__name__)
 
 #: Where the browser client lives on disk, and the URL path it is served at.
-STATIC_DIR = Path(__file__).parent / "static"
+STATIC_DIR = Path(__file__).parent.parent / "static"
 STATIC_PATH = "/rpcengine.js"
 
 #: An allowed Origin: an exact string, a compiled pattern (full match), or None for "no Origin header".
@@ -84,12 +83,12 @@ class SessionGroup:
     def notify(self, method: str, data: Any = None) -> int:
         """Broadcast a Notification to every session on every path; return how many got it.
 
-        See :meth:`transports.sessions.SessionSet.notify` (slow consumers are closed).
+        See :meth:`transports.session.sessions.SessionSet.notify` (slow consumers are closed).
         """
         return sum(sessions.notify(method, data) for sessions in self._sets)
 
 
-class WebSocketServer:
+class WebSocketServer(Listener):
     """Serve rpc handlers over WebSocket at ``address`` (``(host, port)``; port 0 picks a free one).
 
     ``handlers`` is one rpc handler (served at ``/``) or a mapping from path
@@ -118,8 +117,8 @@ class WebSocketServer:
     connection from which nothing arrived for ``heartbeat_timeout`` while
     it was waiting to read. ``max_connections`` counts
     connections on all paths. Other keywords: see
-    :class:`~transports.server.SessionServer` (hooks, authenticate, limits)
-    and :class:`~transports.config.SessionConfig`; they apply to every path.
+    :class:`~transports.session.server.SessionServer` (hooks, authenticate, limits)
+    and :class:`~transports.session.config.SessionConfig`; they apply to every path.
     A hook tells the path from ``session.link.path`` and sees the upgrade
     request (headers, cookies) in ``session.link.request``. Use as a
     context manager, or call :meth:`start` and :meth:`stop`.
@@ -140,7 +139,7 @@ class WebSocketServer:
         serve_static: bool = True,
         max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        backlog: int = 1024,
+        backlog: int = DEFAULT_BACKLOG,
         **options: Any,
     ) -> None:
         routes = dict(handlers) if isinstance(handlers, Mapping) else {"/": handlers}
@@ -165,17 +164,11 @@ class WebSocketServer:
         self.serve_static = serve_static
         self.max_fragments = max_fragments
         self.max_connections = max_connections
-        self.accepting = True
         self._refused = 0
         self._upgrading: set[gevent.Greenlet] = set()
-        self._server = StreamServer(address, self._handle, backlog=backlog)
+        Listener.__init__(self, address, backlog=backlog)
 
     # -- lifecycle --------------------------------------------------------
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The address the server listens on (with the real port once started)."""
-        return self._server.address
 
     @property
     def refused_connections(self) -> int:
@@ -192,38 +185,24 @@ class WebSocketServer:
         return f"{scheme}://{host}:{address[1]}{path}"
 
     def start(self) -> WebSocketServer:
-        """Start listening and accepting in the background; return self."""
-        self._server.start()
-        log.info("WebSocket server listening on %s, paths %s", self.address, ", ".join(self.endpoints))
+        """Start listening and accepting in the background; return self. Raises OSError if it cannot bind."""
+        Listener.start(self)
+        log.info("WebSocket paths served: %s", ", ".join(self.endpoints))
         return self
 
-    def serve_forever(self) -> None:
-        """Start (if needed) and block until :meth:`stop` is called."""
-        self._server.serve_forever()
-
-    def stop(self, timeout: float | None = 5.0) -> None:
-        """Stop gracefully: refuse new connections, send Disconnect, let handlers finish, close.
-
-        Blocks (yields) up to ``timeout`` seconds for in-flight handlers.
-        Connections still upgrading are closed at once.
-        """
-        self.accepting = False
+    def stop_serving(self, timeout: float | None) -> None:
+        """Close connections still upgrading; send Disconnect on every path and let handlers finish (yields)."""
         for endpoint in self.endpoints.values():
             endpoint.accepting = False
-        self._server.stop(timeout=0)
         gevent.killall(list(self._upgrading), block=False)
         stopping = [gevent.spawn(endpoint.stop_sessions, timeout) for endpoint in self.endpoints.values()]
         gevent.joinall(stopping, raise_error=True)
 
-    def __enter__(self) -> WebSocketServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
     # -- per connection ---------------------------------------------------
 
-    def _handle(self, sock: Any, address: Any) -> None:
+    kind = "WebSocket server"
+
+    def handle_connection(self, sock: Any, address: Any) -> None:
         """Serve one accepted connection (runs on its own greenlet)."""
         if not self.accepting or len(self._upgrading) >= self.max_connections:
             # Open connections are limited (with a 503 answer) once upgraded; this bounds those still upgrading.
@@ -303,8 +282,6 @@ class WebSocketServer:
                     protocol,
                     self.config,
                     pending=pending,
-                    ping_interval=self.config.heartbeat_interval,
-                    ping_timeout=self.config.heartbeat_timeout,
                     max_fragments=self.max_fragments,
                 )
                 link.request, link.path = request, path

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from rpcengine.errors import ConnectionLost, OutboxFull
-from transports.session import Session
+from rpcengine.wire import notification_frame, notification_tail
+from transports.session.driver import Session
 
 __all__ = ["SessionSet"]
 
@@ -59,13 +60,13 @@ class SessionSet:
         sessions = [s for s in self._by_id.values() if not s.closed and s.engine is not None]
         if not sessions:
             return 0
-        tail = sessions[0].codec.encode([method, data])[1:]
+        tail = notification_tail(sessions[0].codec, method, data)
         delivered = 0
         for session in sessions:
             engine = session.engine
             assert engine is not None
             ident = engine.next_message_id()
-            payload = b"[1,%d,%s" % (ident, tail)
+            payload = notification_frame(ident, tail)
             try:
                 session.send_nowait(payload, ident)
             except OutboxFull as exc:

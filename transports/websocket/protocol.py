@@ -27,22 +27,20 @@ from websockets.http11 import Request, Response
 from websockets.protocol import Protocol
 from websockets.server import ServerProtocol as _ServerProtocol
 
-from rpcengine.errors import ProtocolError
-from transports.handshake import PROTOCOL_VERSION
+from rpcengine.errors import MessageRefused
+from transports.session.handshake import PROTOCOL_VERSION
 
 __all__ = [
     "DEFAULT_MAX_FRAGMENTS",
     "SUBPROTOCOL",
     "ClientProtocol",
     "MessageAssembler",
-    "MessageRefused",
     "ServerProtocol",
     "close_code_for",
     "receive_handshake",
     "send_protocol_data",
     "short_reason",
     "static_response",
-    "tune_socket",
     "wants_upgrade",
 ]
 
@@ -78,14 +76,6 @@ class ServerProtocol(_CloseInterrupts, _ServerProtocol):
 
 class ClientProtocol(_CloseInterrupts, _ClientProtocol):
     """``websockets``' sans-I/O client protocol, accepting a close frame between fragments."""
-
-
-class MessageRefused(ProtocolError):
-    """A message the link will not take; ``code`` is the close code to fail the connection with."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class MessageAssembler:
@@ -149,12 +139,6 @@ class MessageAssembler:
     def _reset(self) -> None:
         """Forget the message being assembled."""
         self._parts, self._utf8 = None, None
-
-
-def tune_socket(sock: Any) -> None:
-    """Turn on TCP_NODELAY and keepalive on a connected socket."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
 
 def send_protocol_data(sock: Any, protocol: Protocol, extra: list[bytes] | None = None) -> None:

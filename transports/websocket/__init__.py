@@ -4,7 +4,7 @@ The same six message lists as on every transport, one per text frame; the
 optional session handshake is a JSON object as the first frame, as over
 TCP. The server shares its sessions, broadcast, hooks, limits, heartbeats
 and resume with :class:`~transports.tcp.TcpServer` (both are built on
-:class:`~transports.server.SessionServer`)::
+:class:`~transports.session.server.SessionServer`)::
 
     from dispatchers import MethodDispatcher
     from transports.websocket import WebSocketServer, connect
@@ -19,16 +19,16 @@ sockets. Binary frames are refused with close code 1003, text that is not
 UTF-8 with 1007, a message over ``max_message_size`` (or in more than
 ``max_fragments`` frames) with 1009, a protocol error with 1002.
 
-* :mod:`transports.ws_protocol`: what they share around ``websockets``' sans-I/O core;
-* :mod:`transports.ws_link`: :class:`WebSocketLink`, one connection;
-* :mod:`transports.ws_server`: :class:`WebSocketServer`, several paths on one port;
-* :mod:`transports.ws_client`: :func:`connect` and the lower-level :func:`open_websocket`.
+* :mod:`transports.websocket.protocol`: what they share around ``websockets``' sans-I/O core;
+* :mod:`transports.websocket.link`: :class:`WebSocketLink`, one connection;
+* :mod:`transports.websocket.server`: :class:`WebSocketServer`, several paths on one port;
+* :mod:`transports.websocket.client`: :func:`connect` and the lower-level :func:`open_websocket`.
 """
 
-from transports.ws_client import connect, open_websocket, parse_url
-from transports.ws_link import DEFAULT_CLOSE_TIMEOUT, WebSocketLink
-from transports.ws_protocol import DEFAULT_MAX_FRAGMENTS, SUBPROTOCOL, close_code_for
-from transports.ws_server import STATIC_PATH, SessionGroup, WebSocketServer
+from transports.websocket.client import connect, open_websocket, parse_url
+from transports.websocket.link import DEFAULT_CLOSE_TIMEOUT, WebSocketLink
+from transports.websocket.protocol import DEFAULT_MAX_FRAGMENTS, SUBPROTOCOL, close_code_for
+from transports.websocket.server import STATIC_PATH, SessionGroup, WebSocketServer
 
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT",

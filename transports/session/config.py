@@ -38,6 +38,8 @@ class SessionConfig:
     max_pending: int = DEFAULT_MAX_PENDING
     #: Timeout of ``engine.request`` calls that give none.
     default_timeout: float | None = None
+    #: How long a closing connection (Disconnect or a framing error from the peer) waits for in-flight work.
+    drain_timeout: float = 5.0
     #: Deadline for the handshake (and, for WebSocket, the HTTP upgrade).
     handshake_timeout: float = 10.0
     #: The JSON codec; ``None`` means a UjsonCodec limited to ``max_message_size``.

@@ -21,20 +21,19 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 from collections.abc import Iterable
 from typing import Any
 
 import gevent
 from gevent.event import Event
 from gevent.lock import Semaphore
-from websockets.frames import BINARY, CLOSE, CONT, TEXT, CloseCode, Frame
+from websockets.frames import BINARY, CLOSE, CONT, PING, PONG, TEXT, CloseCode, Frame
 from websockets.protocol import CLOSED, CONNECTING, OPEN, Protocol
 
 from rpcengine.errors import ConnectionLost, ProtocolError
-from transports.config import SessionConfig
 from transports.link import SocketLink
-from transports.ws_protocol import (
+from transports.session.config import SessionConfig
+from transports.websocket.protocol import (
     DEFAULT_MAX_FRAGMENTS,
     MessageAssembler,
     MessageRefused,
@@ -67,10 +66,13 @@ class WebSocketLink(SocketLink):
     ``protocol`` is a ``websockets`` ServerProtocol or ClientProtocol whose
     opening handshake is done (or about to be: the server sends its answer
     right after creating the link); ``pending`` holds frames it parsed
-    already. With ``ping_interval`` the link sends a ping that often and,
-    with ``ping_timeout``, closes (1011) when nothing at all arrived for
-    that long. Read the connection with :meth:`run`.
+    already. The link judges no liveness itself: its session asks it to
+    :meth:`probe` (a ping) a plain peer, and hears of every pong or ping
+    through :attr:`~transports.link.SocketLink.on_activity`. Read the
+    connection with :meth:`run`.
     """
+
+    can_probe = True
 
     #: Whether binary messages are passed to :meth:`binary_received` (else refused with 1003).
     accepts_binary = False
@@ -83,15 +85,11 @@ class WebSocketLink(SocketLink):
         config: SessionConfig,
         *,
         pending: Iterable[Any] = (),
-        ping_interval: float | None = None,
-        ping_timeout: float | None = None,
         max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ) -> None:
         super().__init__(sock, peer_address, config.max_buffer)
         self.protocol = protocol
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
         self.close_timeout = close_timeout
         #: The close code this side sent (or is about to send), once closing.
         self.close_code: int | None = None
@@ -99,8 +97,6 @@ class WebSocketLink(SocketLink):
         self.request: Any = None
         #: The path the client asked for (server side).
         self.path: str | None = None
-        #: When a byte last arrived from the peer (``time.monotonic()``).
-        self.last_activity = time.monotonic()
         self._pending = list(pending)
         self._assembler = MessageAssembler(max_fragments)
         self._send_eof = False
@@ -109,8 +105,6 @@ class WebSocketLink(SocketLink):
         self._idle.set()
         self._direct = Semaphore()
         self._abort_timer: gevent.Greenlet | None = None
-        self._pinger: gevent.Greenlet | None = None
-        self._waiting_since: float | None = None
 
     @property
     def subprotocol(self) -> str | None:
@@ -221,24 +215,16 @@ class WebSocketLink(SocketLink):
     def run(self) -> None:
         """Read frames and pass text messages on until the connection ends (blocks, yielding)."""
         protocol = self.protocol
-        if self.ping_interval and not self.closed:
-            self._pinger = gevent.spawn(self._keep_alive)
         try:
             events, self._pending = self._pending, []
             self._process(events)  # frames (or a protocol error) that came with the HTTP upgrade
             while protocol.state is not CLOSED:
-                self._waiting_since = time.monotonic()
                 try:
                     data = self.sock.recv(_RECV_SIZE)
                 except OSError as exc:
                     self.close(f"read failed: {exc}")
                     return
-                self._waiting_since = None
                 if data:
-                    self.last_activity = time.monotonic()
-                    session = self.session
-                    if session is not None:
-                        session.last_seen = session.clock()
                     protocol.receive_data(data)
                 else:
                     protocol.receive_eof()
@@ -259,25 +245,35 @@ class WebSocketLink(SocketLink):
             # The peer's close frame (or a protocol error) came, and the protocol queued its
             # closing frame already: hold that back so that answers to the earlier messages,
             # queued and not yet written or about to be, go out first.
-            self._held = protocol.data_to_send()
+            self._hold(protocol.data_to_send())
         if events:
             self._handle(events)
         self._pump()
-        if protocol.parser_exc is not None and not self.closed:
+        if protocol.parser_exc is not None and not self.closed and self.reading:
             self._parser_failed(protocol.parser_exc)
+
+    def _hold(self, chunks: list[bytes]) -> None:
+        """Keep the protocol's closing bytes back until the answers queued before them are out."""
+        if self._held is None:
+            self._held = chunks
+        else:
+            self._held.extend(chunks)
 
     def _handle(self, events: list[Any]) -> None:
         """Act on the frames the protocol parsed."""
         for frame in events:
             opcode = frame.opcode
             if opcode is TEXT or opcode is BINARY or opcode is CONT:
-                if not self.closed:
+                if not self.closed and self.reading:
                     self._data_frame(frame)
+            elif opcode is PONG or opcode is PING:
+                # A whole control frame from the peer: it is alive (the protocol answers pings itself).
+                if self.on_activity is not None:
+                    self.on_activity()
             elif opcode is CLOSE:
                 received = self.protocol.close_rcvd
                 detail = f" ({received.code} {received.reason})".rstrip() if received is not None else ""
                 self.close(f"the peer closed the connection{detail}")
-            # Ping and pong need nothing here: the protocol answers pings, and any byte counts as liveness.
 
     def _data_frame(self, frame: Frame) -> None:
         """Collect a text or binary frame; deliver the message once it is complete."""
@@ -307,39 +303,25 @@ class WebSocketLink(SocketLink):
         else:
             self.protocol_error(ProtocolError(str(exc) or type(exc).__name__), self.protocol.close_sent)
 
-    def protocol_error(self, exc: ProtocolError, code: Any = CloseCode.PROTOCOL_ERROR) -> None:
-        """End the connection and its session after a WebSocket-level error (logged once)."""
-        log.warning("closing WebSocket from %s: %s", self.peer_address, exc)
+    def protocol_error(self, exc: ProtocolError, code: Any = CloseCode.PROTOCOL_ERROR) -> None:  # type: ignore[override]
+        """The peer broke the WebSocket protocol: stop reading, report upward; close with ``code`` later.
+
+        The close frame is held back so that answers to the messages that
+        came before the error go out ahead of it.
+        """
         number = getattr(code, "code", code)  # a Close (from the protocol) or a close code
-        if self.protocol.state is OPEN:
-            self.protocol.fail(number, short_reason(str(exc)))
+        protocol = self.protocol
+        if protocol.state is OPEN:
+            protocol.fail(number, short_reason(str(exc)))
+        self._hold(protocol.data_to_send())
         self.close_code = number
-        reason = f"protocol error: {exc}"
-        if self.session is not None:
-            self.session.close(reason)
-        self.close(reason)
+        super().protocol_error(exc)
 
-    # -- keepalive --------------------------------------------------------
-
-    def _keep_alive(self) -> None:
-        """Ping the peer every ``ping_interval``; close if the reader waits past ``ping_timeout`` for a byte."""
-        interval, timeout = self.ping_interval, self.ping_timeout
-        assert interval
-        while not self.closed:
-            gevent.sleep(interval)
-            if self.closed:
-                return
-            waiting_since = self._waiting_since
-            # Silence counts only while the reader waits for bytes: a reader held up by a busy
-            # engine (backpressure) has not read what the peer sent meanwhile.
-            silent = 0.0 if waiting_since is None else time.monotonic() - max(waiting_since, self.last_activity)
-            if timeout and silent > timeout:
-                log.warning("closing WebSocket from %s: silent for %.1f s", self.peer_address, silent)
-                self.close(f"no frame from the peer for {timeout} s")
-                return
-            if self.protocol.state is OPEN:
-                self.protocol.send_ping(b"")
-                self._pump()
+    def probe(self) -> None:
+        """Send a ping (the peer's pong reaches :attr:`on_activity`); does not block."""
+        if self.protocol.state is OPEN and not self.closed:
+            self.protocol.send_ping(b"")
+            self._pump()
 
     # -- closing ----------------------------------------------------------
 
@@ -382,7 +364,7 @@ class WebSocketLink(SocketLink):
 
     def _finish(self) -> None:
         """After the read loop: stop the timers and close the socket for good."""
-        for timer in (self._abort_timer, self._pinger):
-            if timer is not None and timer is not gevent.getcurrent():
-                timer.kill(block=False)
+        timer = self._abort_timer
+        if timer is not None and timer is not gevent.getcurrent():
+            timer.kill(block=False)
         self._abort()

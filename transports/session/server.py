@@ -18,18 +18,18 @@ from typing import Any
 import gevent
 
 from rpcengine.engine import Engine, RpcHandler
-from rpcengine.errors import ConnectionLost, OutboxFull, ProtocolError
-from transports.config import SessionConfig
-from transports.handshake import (
+from rpcengine.errors import ConnectionLost, ProtocolError
+from transports.link import SocketLink
+from transports.session.config import SessionConfig
+from transports.session.driver import Session
+from transports.session.handshake import (
     ClientHello,
     is_handshake_frame,
     parse_client_hello,
     refusal,
     server_hello,
 )
-from transports.link import SocketLink
-from transports.session import Session
-from transports.sessions import SessionSet
+from transports.session.sessions import SessionSet
 
 __all__ = ["Authenticate", "SessionHook", "SessionServer"]
 
@@ -56,7 +56,7 @@ class SessionServer:
     when a resumable session merely loses its connection).
     ``authenticate(hello, peer_address)`` may refuse a client by returning
     False. ``max_connections`` bounds open connections; one more is closed
-    at once. Every other keyword is a :class:`~transports.config.SessionConfig`
+    at once. Every other keyword is a :class:`~transports.session.config.SessionConfig`
     field.
     """
 
@@ -109,12 +109,14 @@ class SessionServer:
         finally:
             deadline.kill(block=False)
             self.links.discard(link)
-            if not link.closed:
+            if not link.closed and link.reading:
                 link.close("connection ended")
+            # A link that stopped reading (the peer broke the framing) is closed by its session once
+            # what came before the break is answered, within ``drain_timeout``.
 
     def _handshake_deadline(self, link: SocketLink) -> None:
         """Close a connection that has not sent its first frame in time."""
-        if not link.closed and link.session is None:
+        if not link.closed and link.owner is None:
             log.warning("closing %s: no handshake within %s s", link.peer_address, self.config.handshake_timeout)
             link.close("handshake timeout")
 
@@ -136,7 +138,7 @@ class SessionServer:
         previous = self.sessions.get(hello.session) if hello.session else None
         if previous is not None and previous.resumable:
             self._write_hello(link, previous, resumed=True)
-            link.session = previous
+            link.owner = previous
             previous.peer_outbox_bound(hello.max_unacked)
             previous.attach(link, hello.ack)
             log.info("session %s resumed from %s", previous.session_id, link.peer_address)
@@ -198,7 +200,7 @@ class SessionServer:
         )
         self.sessions.add(session)
         session.on_closed.append(self._session_closed)
-        link.session = session
+        link.owner = session
         if announce:
             self._write_hello(link, session, resumed=False)
         session.attach(link)
@@ -229,12 +231,7 @@ class SessionServer:
         self.accepting = False
         sessions = list(self.sessions)
         for session in sessions:
-            if session.engine is not None:
-                session.engine.peer_disconnecting = True
-            try:
-                session.send_nowait(self.codec.encode([-1]), None)
-            except (ConnectionLost, OutboxFull) as exc:
-                log.debug("no Disconnect for %s: %s", session, exc)
+            session.say_goodbye()
         deadline = None if timeout is None else self.clock() + timeout
         for session in sessions:
             if session.engine is None:

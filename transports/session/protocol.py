@@ -1,0 +1,293 @@
+"""SessionProtocol: the session rules as a state machine with no I/O and no clock of its own.
+
+It keeps, for one peer across one or more connections:
+
+* the **outbox**: every sent message with an id, as encoded bytes, until the
+  peer acknowledges it with ``[0, last_message_id]``; after a reconnect the
+  messages the peer has not seen are sent again, in order;
+* **deduplication**: a message whose id is not above the last one received
+  has been handled already and is dropped (counted and logged, never
+  silently: the first message of a session is always taken, even with id 0,
+  which mushroom peers start from);
+* **acknowledgements**: ``[0, last_received]`` after every ``ack_every``
+  received messages and every ``heartbeat_interval``;
+* **liveness**, the one rule per connection: the peer is declared dead after
+  ``heartbeat_timeout`` without a whole message (time while this side does
+  not read, because its handlers are all busy, does not count). On a plain
+  connection that can be probed (a WebSocket ping), a probe goes out every
+  ``heartbeat_interval`` and its answer counts as a message;
+* the **resume grace**: a resumable session that lost its connection waits
+  that long for a new one;
+* who is **leaving**: once a Disconnect was received (or sent), no new
+  request goes out and a lost connection ends the session.
+
+The driver (:class:`~transports.session.driver.Session`) feeds it messages
+and the current time and does what it says: it writes what
+:meth:`data_to_send` returns, delivers what :meth:`message_received` accepts,
+and calls :meth:`handle_timer` at :meth:`next_deadline`. Nothing here blocks,
+yields or reads a clock, so every rule can be tested by passing times in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from enum import Enum
+
+from rpcengine.codec import Codec
+from rpcengine.messages import Disconnect, Heartbeat, Message
+from rpcengine.wire import heartbeat_frame
+
+__all__ = ["SessionProtocol", "TimerAction"]
+
+log = logging.getLogger(__name__)
+
+
+class TimerAction(Enum):
+    """What :meth:`SessionProtocol.handle_timer` asks the driver to do."""
+
+    #: Nothing beyond writing :meth:`SessionProtocol.data_to_send` (a heartbeat may be there).
+    NONE = "none"
+    #: Send a transport-level probe (a WebSocket ping) to a plain peer.
+    PROBE = "probe"
+    #: The peer is silent past ``heartbeat_timeout``: close the connection.
+    PEER_DEAD = "peer dead"
+    #: The resume grace passed without a new connection: end the session.
+    EXPIRED = "expired"
+
+
+class SessionProtocol:
+    """The state of one session; every method takes the time it happens at as ``now`` where it matters.
+
+    ``handshaken``: both sides did the session handshake (heartbeats and
+    acknowledgements flow, silence is judged). ``resumable``: the session
+    outlives its connection for ``resume_grace`` seconds and keeps an
+    outbox. ``probe``: the connection can probe a plain peer (WebSocket
+    pings), which then gets a liveness rule too.
+    """
+
+    def __init__(
+        self,
+        codec: Codec,
+        *,
+        handshaken: bool,
+        resumable: bool,
+        heartbeat_interval: float | None,
+        heartbeat_timeout: float | None,
+        resume_grace: float | None,
+        max_unacked: int,
+        ack_every: int,
+        now: float,
+        probe: bool = False,
+    ) -> None:
+        self.codec = codec
+        self.handshaken = handshaken
+        self.resumable = resumable
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.resume_grace = resume_grace
+        self.max_unacked = max_unacked
+        self.ack_every = ack_every
+        self.probe = probe
+        #: Highest message id received from the peer (what our heartbeats acknowledge).
+        self.last_received = 0
+        #: Whether any message with an id has been received in this session.
+        self.received_any = False
+        #: Highest of our message ids the peer has acknowledged.
+        self.peer_acked = 0
+        #: Highest message id sent in this session.
+        self.last_sent = 0
+        self.outbox: deque[tuple[int, bytes]] = deque()
+        self.duplicates_dropped = 0
+        #: The peer sent Disconnect: it takes no new requests and will close.
+        self.peer_leaving = False
+        #: This side sent Disconnect.
+        self.local_leaving = False
+        self.attached = False
+        self.closed = False
+        self.last_seen = now
+        self._last_heartbeat = now
+        self._detached_at: float | None = None
+        self._unacked_received = 0
+        self.delivering = 0
+        self._out: list[bytes] = []
+
+    # -- connection -------------------------------------------------------
+
+    def connection_made(self, now: float, peer_ack: int = 0) -> list[bytes]:
+        """A connection is attached; return the unacknowledged payloads to send again on it, in order."""
+        self.attached = True
+        self._detached_at = None
+        self.last_seen = self._last_heartbeat = now
+        self.acknowledged(peer_ack)
+        return [payload for _, payload in self.outbox]
+
+    def connection_lost(self, now: float) -> bool:
+        """The connection ended; return whether the session waits for a resume (else it should end)."""
+        self.attached = False
+        if self.closed:
+            return False
+        if not self.resumable or self.peer_leaving or self.local_leaving or not self.resume_grace:
+            return False
+        self._detached_at = now
+        return True
+
+    def restart(self) -> None:
+        """Start over after the peer forgot the session: nothing sent or received counts any more."""
+        self.outbox.clear()
+        self.last_received = self.peer_acked = self.last_sent = 0
+        self.received_any = False
+
+    def close(self) -> None:
+        """The session is over: drop the outbox; every deadline is gone."""
+        self.closed = True
+        self.attached = False
+        self.outbox.clear()
+        self._out.clear()
+
+    @property
+    def leaving(self) -> bool:
+        """Whether either side sent Disconnect: no new request may go out."""
+        return self.peer_leaving or self.local_leaving
+
+    def owes_goodbye(self) -> bool:
+        """Whether closing should first send Disconnect (handshaken, and neither side said it yet)."""
+        return self.handshaken and not self.peer_leaving and not self.local_leaving
+
+    # -- sending ----------------------------------------------------------
+
+    def message_sent(self, message_id: int, payload: bytes) -> None:
+        """Record an outbound message with an id (kept for resend until acknowledged, if resumable)."""
+        self.last_sent = message_id
+        if self.resumable:
+            self.outbox.append((message_id, payload))
+
+    def disconnect_sent(self) -> None:
+        """This side sent Disconnect."""
+        self.local_leaving = True
+
+    @property
+    def outbox_full(self) -> bool:
+        """Whether ``max_unacked`` messages wait for acknowledgement (senders that may wait, wait)."""
+        return len(self.outbox) >= self.max_unacked
+
+    def acknowledged(self, message_id: int) -> bool:
+        """The peer received our messages up to ``message_id``; return whether room was made."""
+        if message_id > self.last_sent:
+            log.warning("peer acknowledged id %d, never sent (last %d)", message_id, self.last_sent)
+            message_id = self.last_sent
+        if message_id <= self.peer_acked:
+            return False
+        self.peer_acked = message_id
+        outbox = self.outbox
+        while outbox and outbox[0][0] <= message_id:
+            outbox.popleft()
+        return True
+
+    def peer_outbox_bound(self, max_unacked: int | None) -> None:
+        """Acknowledge often enough for a peer that keeps at most ``max_unacked`` messages unacknowledged."""
+        if max_unacked is not None:
+            self.ack_every = max(1, min(self.ack_every, max_unacked // 4))
+
+    def data_to_send(self) -> list[bytes]:
+        """Return (and forget) the payloads the protocol itself wants written: heartbeats."""
+        out, self._out = self._out, []
+        return out
+
+    # -- receiving --------------------------------------------------------
+
+    def message_received(self, message: Message, now: float) -> bool:
+        """Take one inbound message; return whether to deliver it to the engine.
+
+        Heartbeats are consumed here; duplicates are dropped (and counted);
+        a Disconnect marks the peer as leaving and is delivered. When the
+        message is to be delivered, the driver calls :meth:`delivered` once
+        the engine has taken it.
+        """
+        self.last_seen = now
+        kind = type(message)
+        if kind is Heartbeat:
+            self.acknowledged(message.last_message_id)  # type: ignore[attr-defined]
+            return False
+        if kind is Disconnect:
+            self.peer_leaving = True
+            return True
+        ident: int = message.message_id  # type: ignore[attr-defined]
+        if ident > self.last_received or not self.received_any:
+            self.last_received = ident
+            self.received_any = True
+        elif self.resumable:
+            self.duplicates_dropped += 1
+            log.info("dropped duplicate message id %d (last received %d)", ident, self.last_received)
+            return False
+        if self.handshaken:
+            self._unacked_received += 1
+            if self._unacked_received >= self.ack_every:
+                self._heartbeat(now)
+        self.delivering += 1
+        return True
+
+    def delivered(self, now: float) -> None:
+        """The engine took the message :meth:`message_received` accepted (it may have blocked meanwhile)."""
+        self.delivering -= 1
+        self.last_seen = now
+
+    def activity(self, now: float) -> None:
+        """The peer answered a probe (a WebSocket pong): it is alive."""
+        self.last_seen = now
+
+    def _heartbeat(self, now: float) -> None:
+        """Queue ``[0, last_received]``."""
+        self._last_heartbeat = now
+        self._unacked_received = 0
+        self._out.append(heartbeat_frame(self.codec, self.last_received))
+
+    # -- time -------------------------------------------------------------
+
+    @property
+    def _judges_silence(self) -> bool:
+        """Whether this connection has a liveness rule: heartbeats flow, or a plain peer can be probed."""
+        return bool(self.heartbeat_timeout) and (self.handshaken or self.probe)
+
+    @property
+    def _beats(self) -> bool:
+        """Whether something goes out every ``heartbeat_interval``: a heartbeat, or a probe."""
+        return bool(self.heartbeat_interval) and (self.handshaken or self.probe)
+
+    def next_deadline(self) -> float | None:
+        """Return when :meth:`handle_timer` must next run, or None if nothing is timed."""
+        if self.closed:
+            return None
+        if not self.attached:
+            if self._detached_at is None:
+                return None
+            return self._detached_at + (self.resume_grace or 0)
+        deadline = None
+        if self._beats:
+            deadline = self._last_heartbeat + self.heartbeat_interval  # type: ignore[operator]
+        if self._judges_silence:
+            silence = self.last_seen + self.heartbeat_timeout  # type: ignore[operator]
+            deadline = silence if deadline is None else min(deadline, silence)
+        return deadline
+
+    def handle_timer(self, now: float) -> TimerAction:
+        """Do the timed work due at ``now``; return what the driver must do beyond writing the heartbeats."""
+        if self.closed:
+            return TimerAction.NONE
+        if not self.attached:
+            if self._detached_at is not None and now - self._detached_at >= (self.resume_grace or 0):
+                self._detached_at = None
+                return TimerAction.EXPIRED
+            return TimerAction.NONE
+        if self.delivering:
+            # This side is not reading (its handlers are all busy): what the peer sent waits unread.
+            self.last_seen = now
+        if self._judges_silence and now - self.last_seen > self.heartbeat_timeout:  # type: ignore[operator]
+            return TimerAction.PEER_DEAD
+        if self._beats and now - self._last_heartbeat >= self.heartbeat_interval:  # type: ignore[operator]
+            if self.handshaken:
+                self._heartbeat(now)
+                return TimerAction.NONE
+            self._last_heartbeat = now
+            return TimerAction.PROBE
+        return TimerAction.NONE
