@@ -2,7 +2,8 @@
 
 The public API follows ``mushroom.rpc``: :class:`Engine`, the six message
 classes, and the exceptions rooted at :class:`RpcError`. Dispatchers live in
-the :mod:`dispatchers` package and transports in :mod:`transports`.
+the :mod:`dispatchers` package and transports in :mod:`transports`; the
+command line, which uses both, in :mod:`rpcengine.cli` (never imported here).
 """
 
 from rpcengine.codec import Codec, OrjsonCodec, UjsonCodec, default_codec

@@ -1,10 +1,10 @@
-"""Entry point of ``python -m rpcengine`` and of the ``rpcengine`` console script.
+"""Entry point of ``python -m rpcengine``: runs the command line of :mod:`rpcengine.cli`.
 
 The core :mod:`rpcengine` package never imports :mod:`transports` or
-:mod:`dispatchers` at import time: dependencies point from them to it. This
-module is the one exception, and a lazy one: :func:`main` imports
-:mod:`transports.cli` only when the command runs, so ``import rpcengine``
-(and even ``import rpcengine.__main__``) still loads neither package.
+:mod:`dispatchers`: dependencies point from them to it. Only its front door
+:mod:`rpcengine.cli` uses them, and :func:`main` imports it only when the
+command runs, so ``import rpcengine`` (and even ``import rpcengine.__main__``)
+loads neither package nor the command line.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ __all__ = ["main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rpcengine`` command line with ``argv`` (default: ``sys.argv[1:]``); return its exit code."""
-    from transports.cli import main as cli_main  # lazy: see the module docstring
+    from rpcengine.cli import main as cli_main  # lazy: see the module docstring
 
     return cli_main(argv)
 

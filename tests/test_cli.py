@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-SERVICE = "transports.demo_service:DemoService"
+SERVICE = "rpcengine.cli.demo_service:DemoService"
 URL_LINE = re.compile(r"^listening on ((?:tcp|tls|ws|wss)://\S+)$")
 
 
@@ -113,10 +113,12 @@ def free_port() -> int:
 # -- the package entry point ------------------------------------------------------
 
 
-def test_import_rpcengine_loads_no_transport_or_dispatcher() -> None:
+def test_import_rpcengine_main_loads_no_transport_dispatcher_or_cli() -> None:
+    # The command line is imported only when it runs (tests/test_exports.py checks every core module).
     code = (
         "import sys, rpcengine, rpcengine.__main__;"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('transports', 'dispatchers'));"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('transports', 'dispatchers')"
+        " or m == 'rpcengine.cli' or m.startswith('rpcengine.cli.'));"
         "print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -250,8 +252,8 @@ def test_missing_arguments_are_one_line_usage_errors() -> None:
 
 def test_serve_with_a_bad_target_exits_2() -> None:
     assert_one_line_error(run_cli("serve", "no_such_module_xyz:Thing", "tcp://127.0.0.1:0"), 2, "cannot import")
-    assert_one_line_error(run_cli("serve", "transports.demo_service:Nope", "tcp://127.0.0.1:0"), 2, "no attribute")
-    assert_one_line_error(run_cli("serve", "transports.demo_service", "tcp://127.0.0.1:0"), 2, "MODULE:OBJECT")
+    assert_one_line_error(run_cli("serve", "rpcengine.cli.demo_service:Nope", "tcp://127.0.0.1:0"), 2, "no attribute")
+    assert_one_line_error(run_cli("serve", "rpcengine.cli.demo_service", "tcp://127.0.0.1:0"), 2, "MODULE:OBJECT")
 
 
 def test_serve_tls_without_a_certificate_exits_2() -> None:

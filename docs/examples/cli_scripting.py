@@ -9,7 +9,7 @@ RPCENGINE = [sys.executable, "-m", "rpcengine"]  # or just "rpcengine", the cons
 
 # -- serve
 server = subprocess.Popen(
-    [*RPCENGINE, "serve", "transports.demo_service:DemoService", "tcp://127.0.0.1:0"],
+    [*RPCENGINE, "serve", "rpcengine.cli.demo_service:DemoService", "tcp://127.0.0.1:0"],
     stdout=subprocess.PIPE,
     text=True,
 )

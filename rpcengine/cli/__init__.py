@@ -12,8 +12,17 @@
 URLs are ``tcp://HOST:PORT``, ``tls://HOST:PORT``, ``ws://HOST:PORT/PATH``
 and ``wss://HOST:PORT/PATH``. Every error is reported as one line on
 stderr, ``rpcengine: error: ...``, and an exit code from
-:class:`~transports.cli_errors.ExitCode`; a remote Error's data is printed
+:class:`~rpcengine.cli.errors.ExitCode`; a remote Error's data is printed
 on stderr as one line of JSON instead.
+
+This package is rpcengine's front door: unlike the core it uses
+:mod:`transports` and :mod:`dispatchers`, and the core never imports it.
+Its modules: :mod:`~rpcengine.cli.errors` (exit codes),
+:mod:`~rpcengine.cli.urls`, :mod:`~rpcengine.cli.connect`,
+:mod:`~rpcengine.cli.client` (``call``, ``notify``, ``listen``,
+``methods``), :mod:`~rpcengine.cli.serve`, :mod:`~rpcengine.cli.signals`,
+and the demo: :mod:`~rpcengine.cli.demo` with its service, script and page
+server.
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from rpcengine import __version__
+from rpcengine.cli.connect import describe_os_error
+from rpcengine.cli.errors import PROG, CliError, ExitCode, print_error
 from rpcengine.errors import (
     ConnectionLost,
     EncodeError,
@@ -33,8 +44,6 @@ from rpcengine.errors import (
     RequestException,
     RequestTimeout,
 )
-from transports.cli_connect import describe_os_error
-from transports.cli_errors import PROG, CliError, ExitCode, print_error
 
 __all__ = ["build_parser", "main"]
 
@@ -100,7 +109,7 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_serve(subparsers: Any) -> None:
     """Add the ``serve`` subcommand."""
-    from transports.cli_serve import serve
+    from rpcengine.cli.serve import serve
 
     parser = subparsers.add_parser("serve", help="expose an object's rpc_ methods", description=serve.__doc__)
     parser.add_argument("target", metavar="MODULE:OBJECT", help="object (or class, instantiated) to expose")
@@ -125,30 +134,30 @@ def _add_serve(subparsers: Any) -> None:
 
 def _add_clients(subparsers: Any) -> None:
     """Add the ``call``, ``notify``, ``listen`` and ``methods`` subcommands."""
-    from transports import cli_client
+    from rpcengine.cli import client
 
     call = subparsers.add_parser("call", help="send a request and print its result as JSON")
     _client_options(call)
     call.add_argument("method", metavar="METHOD")
     call.add_argument("data", metavar="JSON", nargs="?", help="the request data as JSON ('-': read stdin)")
-    call.set_defaults(run=cli_client.call)
+    call.set_defaults(run=client.call)
 
     notify = subparsers.add_parser("notify", help="send a notification")
     _client_options(notify)
     notify.add_argument("method", metavar="METHOD")
     notify.add_argument("data", metavar="JSON", nargs="?", help="the notification data as JSON ('-': read stdin)")
-    notify.set_defaults(run=cli_client.notify)
+    notify.set_defaults(run=client.notify)
 
     listen = subparsers.add_parser("listen", help="print every notification the server sends, one JSON line each")
     _client_options(listen)
     listen.add_argument("--count", type=_positive_int, help="exit after this many notifications")
     listen.add_argument("--duration", type=_positive_float, help="exit after this many seconds")
-    listen.set_defaults(run=cli_client.listen)
+    listen.set_defaults(run=client.listen)
 
     methods = subparsers.add_parser("methods", help="list the methods a server exposes (rpcengine.describe)")
     _client_options(methods)
     methods.add_argument("--json", action="store_true", help="print the raw description as JSON")
-    methods.set_defaults(run=cli_client.methods)
+    methods.set_defaults(run=client.methods)
 
 
 def _add_demo(subparsers: Any) -> None:
@@ -174,7 +183,7 @@ def _add_demo(subparsers: Any) -> None:
 
 def _run_demo(args: argparse.Namespace) -> int:
     """Run the demo (imported lazily: it pulls in every transport)."""
-    from transports.demo import run_demo
+    from rpcengine.cli.demo import run_demo
 
     return run_demo(keep_running=args.keep_running, base_port=args.base_port)
 
@@ -204,7 +213,7 @@ def _exit_code(exc: BaseException) -> tuple[int, str | None]:
     if isinstance(exc, CliError):
         return exc.code, exc.message
     if isinstance(exc, RequestException):
-        from transports.cli_client import dump_json
+        from rpcengine.cli.client import dump_json
 
         print(dump_json(exc.data), file=sys.stderr, flush=True)
         return ExitCode.REMOTE_ERROR, None

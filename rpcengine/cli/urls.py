@@ -9,7 +9,7 @@ Endpoint(scheme='tcp', host='127.0.0.1', port=7000, path='')
 
 A TCP URL has no path; a WebSocket URL's path defaults to ``/``. Port 0
 (pick a free port) is allowed only for listeners. Anything else raises
-:class:`~transports.cli_errors.CliError` with exit code 2.
+:class:`~rpcengine.cli.errors.CliError` with exit code 2.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from transports.cli_errors import CliError, ExitCode
+from rpcengine.cli.errors import CliError, ExitCode
 
 __all__ = ["SCHEMES", "Endpoint", "format_url", "parse_url"]
 

@@ -3,7 +3,7 @@
 ``tcp://`` and ``tls://`` use :mod:`transports.tcp`; ``ws://`` and ``wss://``
 use :mod:`transports.websocket`, imported only when such a URL is given, so
 the TCP commands work without it. Every failure to reach a server becomes a
-:class:`~transports.cli_errors.CliError` with exit code 4.
+:class:`~rpcengine.cli.errors.CliError` with exit code 4.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 
 import gevent
 
+from rpcengine.cli.errors import CliError, ExitCode
+from rpcengine.cli.urls import Endpoint
 from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import ConnectionLost, ProtocolError
-from transports.cli_errors import CliError, ExitCode
-from transports.cli_urls import Endpoint
 
 __all__ = [
     "client_ssl_context",

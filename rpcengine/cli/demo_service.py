@@ -3,7 +3,7 @@
 It is an ordinary object with ``rpc_`` methods, so it can also be served by
 the command line::
 
-    rpcengine serve transports.demo_service:DemoService tcp://127.0.0.1:7000
+    rpcengine serve rpcengine.cli.demo_service:DemoService tcp://127.0.0.1:7000
 
 ``serve`` calls :meth:`DemoService.on_serve` with its servers, and the
 service broadcasts to every session of every server with

@@ -1,13 +1,13 @@
 """``python -m rpcengine demo``: a live tour of rpcengine in one command.
 
-It starts the :class:`~transports.demo_service.DemoService` (a shared
+It starts the :class:`~rpcengine.cli.demo_service.DemoService` (a shared
 counter and chat room) on 127.0.0.1 over TCP and, when
 :mod:`transports.websocket` is available, over WebSocket too, with a small
 HTTP server for a browser page that watches the broadcasts live. Two
 scripted clients, alice (TCP) and bob (WebSocket, or TCP without it), then
 show a request, a broadcast, a notification, a server-to-client request, a
 remote error, a timeout and introspection (see
-:mod:`transports.demo_script`).
+:mod:`rpcengine.cli.demo_script`).
 
 The demo ends by itself after the script, or after ``keep_running``
 seconds more (alice adds 1 every two seconds meanwhile, so an open page
@@ -23,14 +23,14 @@ from typing import Any, TextIO
 import gevent
 
 from dispatchers.method import MethodDispatcher
+from rpcengine.cli.connect import load_websocket, websocket_available
+from rpcengine.cli.demo_script import DemoClient, run_script
+from rpcengine.cli.demo_service import DemoService
+from rpcengine.cli.demo_web import DemoPageServer
+from rpcengine.cli.errors import ExitCode
+from rpcengine.cli.signals import stop_requested
+from rpcengine.cli.urls import format_url
 from transports import tcp
-from transports.cli_connect import load_websocket, websocket_available
-from transports.cli_errors import ExitCode
-from transports.cli_signals import stop_requested
-from transports.cli_urls import format_url
-from transports.demo_script import DemoClient, run_script
-from transports.demo_service import DemoService
-from transports.demo_web import DemoPageServer
 
 __all__ = ["HOST", "WS_PATH", "run_demo"]
 

@@ -24,10 +24,10 @@ import sys
 from typing import Any
 
 from dispatchers.method import MethodDispatcher
-from transports.cli_connect import open_listeners, server_ssl_context
-from transports.cli_errors import CliError, ExitCode
-from transports.cli_signals import stop_requested
-from transports.cli_urls import parse_url
+from rpcengine.cli.connect import open_listeners, server_ssl_context
+from rpcengine.cli.errors import CliError, ExitCode
+from rpcengine.cli.signals import stop_requested
+from rpcengine.cli.urls import parse_url
 
 __all__ = ["load_object", "serve", "server_options"]
 

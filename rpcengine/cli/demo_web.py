@@ -1,9 +1,9 @@
 """A tiny HTTP server for the demo's browser page, on gevent's WSGI server.
 
-``GET /`` returns ``transports/static/demo.html`` with the WebSocket URL
+``GET /`` returns ``rpcengine/cli/static/demo.html`` with the WebSocket URL
 filled in; ``GET /rpcengine.js`` returns the browser client
-(``transports/static/rpcengine.js``) from the same origin. Nothing else is
-served.
+(``transports/static/rpcengine.js``, which the WebSocket server serves too)
+from the same origin. Nothing else is served.
 """
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ WS_URL_PLACEHOLDER = "{{RPCENGINE_WS_URL}}"
 StartResponse = Callable[..., Any]
 
 
-def static_file(name: str) -> bytes | None:
-    """Return the bytes of ``transports/static/<name>``, or None if the file is not there."""
+def static_file(name: str, package: str = "rpcengine.cli") -> bytes | None:
+    """Return the bytes of ``<package>/static/<name>``, or None if the file is not there.
+
+    The demo page ships in ``rpcengine.cli``, the browser client in ``transports``.
+    """
     try:
-        return (resources.files("transports") / "static" / name).read_bytes()
+        return (resources.files(package) / "static" / name).read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return None
 
@@ -66,7 +69,7 @@ class DemoPageServer:
                 page = page.replace(WS_URL_PLACEHOLDER.encode(), html.escape(self.ws_url).encode())
                 return _respond(start_response, "200 OK", page, "text/html; charset=utf-8")
         elif path == "/rpcengine.js":
-            script = static_file("rpcengine.js")
+            script = static_file("rpcengine.js", "transports")
             if script is not None:
                 return _respond(start_response, "200 OK", script, "text/javascript; charset=utf-8")
         return _respond(start_response, "404 Not Found", b"not found\n", "text/plain")

@@ -1,8 +1,8 @@
 """The client commands of the command line: ``call``, ``notify``, ``listen`` and ``methods``.
 
-Each takes the parsed arguments, connects (see :mod:`transports.cli_connect`),
+Each takes the parsed arguments, connects (see :mod:`rpcengine.cli.connect`),
 does its work, closes the connection and returns an exit code; failures are
-raised for :func:`transports.cli.main` to report in one line.
+raised for :func:`rpcengine.cli.main` to report in one line.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from typing import Any
 from gevent.event import Event
 
 from dispatchers.introspection import DESCRIBE_METHOD
+from rpcengine.cli.connect import client_ssl_context, connect
+from rpcengine.cli.errors import CliError, ExitCode
+from rpcengine.cli.signals import stop_requested
+from rpcengine.cli.urls import Endpoint, parse_url
 from rpcengine.engine import Engine
 from rpcengine.errors import ConnectionLost, MethodNotFound
 from rpcengine.messages import Notification
-from transports.cli_connect import client_ssl_context, connect
-from transports.cli_errors import CliError, ExitCode
-from transports.cli_signals import stop_requested
-from transports.cli_urls import Endpoint, parse_url
 
 __all__ = [
     "call",
