@@ -12,8 +12,10 @@ resolves (those are plain identifiers).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
+
+from rpcengine.engine import RpcHandler
 
 __all__ = ["DESCRIBE_METHOD", "describe_callables"]
 
@@ -21,7 +23,7 @@ __all__ = ["DESCRIBE_METHOD", "describe_callables"]
 DESCRIBE_METHOD = "rpcengine.describe"
 
 
-def describe_callables(named: Iterable[tuple[str, Callable[..., Any]]]) -> list[dict[str, Any]]:
+def describe_callables(named: Iterable[tuple[str, RpcHandler]]) -> list[dict[str, Any]]:
     """Return name, first docstring paragraph and signature for each ``(name, callable)``."""
     described = []
     for name, func in sorted(named, key=lambda pair: pair[0]):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import inspect
 import keyword
-from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from dispatchers.introspection import DESCRIBE_METHOD, describe_callables
+from rpcengine.engine import RpcHandler
 from rpcengine.errors import MethodNotFound
+from rpcengine.messages import Notification, Request
 
 __all__ = ["MethodDispatcher", "dummy_rpc_handler", "is_plain_method_name"]
 
@@ -57,9 +58,9 @@ class MethodDispatcher:
         self.prefix = prefix
         self.suffix = suffix
         self.introspection = introspection
-        self._cache: dict[str, Callable[[Any], Any]] = {}
+        self._cache: dict[str, RpcHandler] = {}
 
-    def __call__(self, request: Any) -> Any:
+    def __call__(self, request: Request | Notification) -> Any:
         """Call the method named by ``request.method`` with ``request``; return its result.
 
         Raises :class:`~rpcengine.errors.MethodNotFound` when no such method is exposed.
@@ -71,7 +72,7 @@ class MethodDispatcher:
             method = self.resolve(request.method)
         return method(request)
 
-    def resolve(self, name: str) -> Callable[[Any], Any]:
+    def resolve(self, name: str) -> RpcHandler:
         """Return the bound method exposed as ``name``; raise MethodNotFound if there is none."""
         if not is_plain_method_name(name):
             raise MethodNotFound(name if type(name) is str else repr(name))
@@ -82,7 +83,7 @@ class MethodDispatcher:
             raise MethodNotFound(name) from None
         if isinstance(raw, property) or not (callable(raw) or isinstance(raw, (staticmethod, classmethod))):
             raise MethodNotFound(name)
-        method = getattr(self.obj, attribute)
+        method: RpcHandler = getattr(self.obj, attribute)
         if not callable(method):
             raise MethodNotFound(name)
         self._cache[name] = method
@@ -108,7 +109,7 @@ class MethodDispatcher:
         return describe_callables((name, self.resolve(name)) for name in self.names())
 
 
-def dummy_rpc_handler(request: Any) -> Any:
+def dummy_rpc_handler(request: Request | Notification) -> NoReturn:
     """RPC handler that raises MethodNotFound for every call.
 
     For applications that only publish data and never receive calls.

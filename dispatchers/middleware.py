@@ -11,22 +11,24 @@ the result, usually ``call_next(request)`` with work before and after.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
+from rpcengine.engine import RpcHandler
 from rpcengine.errors import MethodNotFound
+from rpcengine.messages import Notification, Request
 
 __all__ = ["CallStatistics", "MethodStats", "Middleware", "SlowCallLogger", "with_middleware"]
 
-Handler = Callable[[Any], Any]
 #: ``middleware(request, call_next) -> result``
-Middleware = Callable[[Any, Handler], Any]
+Middleware: TypeAlias = Callable[[Request | Notification, RpcHandler], Any]
 
 
-def with_middleware(handler: Handler, *middlewares: Middleware) -> Handler:
+def with_middleware(handler: RpcHandler, *middlewares: Middleware) -> RpcHandler:
     """Return an rpc handler that runs ``middlewares`` (first outermost) around ``handler``."""
     wrapped = handler
     for middleware in reversed(middlewares):
@@ -34,14 +36,14 @@ def with_middleware(handler: Handler, *middlewares: Middleware) -> Handler:
     return wrapped
 
 
-def _link(middleware: Middleware, call_next: Handler) -> Handler:
-    """Return a handler that calls ``middleware`` with ``call_next``."""
+def _link(middleware: Middleware, call_next: RpcHandler) -> RpcHandler:
+    """Return a handler that calls ``middleware`` with ``call_next`` (its ``__wrapped__``)."""
 
-    def handle(request: Any) -> Any:
+    def handle(request: Request | Notification) -> Any:
         return middleware(request, call_next)
 
-    handle.__wrapped__ = call_next  # type: ignore[attr-defined]
-    return handle
+    # Sets only ``__wrapped__``: the handler keeps its own name and docstring.
+    return functools.update_wrapper(handle, call_next, assigned=(), updated=())
 
 
 class SlowCallLogger:
@@ -57,7 +59,7 @@ class SlowCallLogger:
         self.logger = logger or logging.getLogger("rpcengine.slow")
         self.clock = clock
 
-    def __call__(self, request: Any, call_next: Handler) -> Any:
+    def __call__(self, request: Request | Notification, call_next: RpcHandler) -> Any:
         """Run the call and log it if it took longer than the threshold."""
         started = self.clock()
         try:
@@ -99,7 +101,7 @@ class CallStatistics:
         self.clock = clock
         self.methods: dict[str, MethodStats] = {}
 
-    def __call__(self, request: Any, call_next: Handler) -> Any:
+    def __call__(self, request: Request | Notification, call_next: RpcHandler) -> Any:
         """Run the call and record its outcome and duration."""
         started = self.clock()
         key = request.method

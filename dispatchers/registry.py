@@ -7,7 +7,9 @@ from typing import Any, TypeVar, overload
 
 from dispatchers.introspection import DESCRIBE_METHOD, describe_callables
 from dispatchers.method import is_plain_method_name
+from rpcengine.engine import RpcHandler
 from rpcengine.errors import MethodNotFound
+from rpcengine.messages import Notification, Request
 
 __all__ = ["Registry"]
 
@@ -35,7 +37,7 @@ class Registry:
 
     def __init__(self, *, introspection: bool = True) -> None:
         self.introspection = introspection
-        self._methods: dict[str, Callable[[Any], Any]] = {}
+        self._methods: dict[str, RpcHandler] = {}
 
     @overload
     def register(self, func_or_name: F) -> F: ...
@@ -64,7 +66,7 @@ class Registry:
         self._methods[name] = func
         return func
 
-    def __call__(self, request: Any) -> Any:
+    def __call__(self, request: Request | Notification) -> Any:
         """Call the function registered as ``request.method``; raise MethodNotFound if none is."""
         func = self._methods.get(request.method)
         if func is None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from gevent.event import Event
 
@@ -38,8 +38,9 @@ __all__ = ["DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_PENDING", "Engine", "RpcHandl
 
 log = logging.getLogger(__name__)
 
-#: A handler takes the inbound Request or Notification and returns the result data.
-RpcHandler = Callable[[Any], Any]
+#: A handler takes the inbound Request or Notification and returns the result data
+#: (ignored for a Notification). Dispatchers and middleware are RpcHandlers.
+RpcHandler: TypeAlias = Callable[[Request | Notification], Any]
 
 #: Default bound on requests this side has sent and not yet seen answered.
 DEFAULT_MAX_PENDING = 65536
@@ -172,21 +173,29 @@ class Engine:
         go to a worker (blocking, yielding, while all workers are busy). A
         late or unknown answer is logged and dropped.
         """
+        # mypy cannot narrow ``message`` through ``kind``, and a cast() would cost a call per
+        # message: the casts below run for the type checker only.
         kind = type(message)
         if kind is Response or kind is Error:
-            request = self._pending.pop(message.request_message_id, None)  # type: ignore[attr-defined]
+            if TYPE_CHECKING:
+                message = cast("Response | Error", message)
+            request = self._pending.pop(message.request_message_id, None)
             if request is None:
-                log.info("dropped %s for unknown or expired request %d", kind.__name__, message.request_message_id)  # type: ignore[attr-defined]
+                log.info("dropped %s for unknown or expired request %d", kind.__name__, message.request_message_id)
             else:
-                request.set_response(message)  # type: ignore[arg-type]
+                request.set_response(message)
         elif self.closed:
             log.debug("dropped %r received after the transport closed", message)
         elif kind is Request:
-            message.engine = self  # type: ignore[attr-defined]
+            if TYPE_CHECKING:
+                message = cast(Request, message)
+            message.engine = self
             if not self._workers.submit(self._run_request, message):
                 log.debug("request %r dropped: the engine closed while it waited", message)
         elif kind is Notification:
-            message.engine = self  # type: ignore[attr-defined]
+            if TYPE_CHECKING:
+                message = cast(Notification, message)
+            message.engine = self
             if not self._workers.submit(self._run_notification, message):
                 log.debug("notification %r dropped: the engine closed while it waited", message)
         # Heartbeat and Disconnect concern the transport, which acts on them before they get here.
@@ -198,7 +207,7 @@ class Engine:
             # The id is taken only once the handler has returned: ids must reach the wire in
             # increasing order (a session transport drops a lower id as a duplicate), and the
             # handler may yield while other messages are numbered and sent.
-            reply: Message = Response(self.next_message_id(), request.message_id, result)
+            reply: Response | Error = Response(self.next_message_id(), request.message_id, result)
         except MethodNotFound as exc:
             reply = Error(self.next_message_id(), request.message_id, _method_not_found_data(exc))
         except RequestException as exc:
@@ -211,7 +220,7 @@ class Engine:
         except EncodeError as exc:
             log.error("answer to %r (id %d) cannot be encoded: %s", request.method, request.message_id, exc)
             data = error_data("unencodable_result", "the result cannot be encoded as JSON")
-            self._send_quietly(Error(reply.message_id, request.message_id, data))  # type: ignore[attr-defined]
+            self._send_quietly(Error(reply.message_id, request.message_id, data))
         except ConnectionLost:
             log.debug("answer to %r (id %d) not sent: connection lost", request.method, request.message_id)
         except OutboxFull as exc:

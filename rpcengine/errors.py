@@ -145,7 +145,9 @@ class HandshakeError(ProtocolError):
 
 def _describe_error_data(data: Any) -> str:
     """Return a short human-readable summary of Error message data."""
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return data["message"]
+    if isinstance(data, dict):
+        message = data.get("message")
+        if isinstance(message, str):
+            return message
     text = repr(data)
     return text if len(text) <= 200 else text[:197] + "..."

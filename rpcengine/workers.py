@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import gevent
 from gevent.hub import Waiter
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _STOP = object()
 
 Job = tuple[Callable[[Any], object], Any]
+_T = TypeVar("_T")
 
 
 class WorkerPool:
@@ -45,8 +46,8 @@ class WorkerPool:
         self.name = name
         self._slots = Semaphore(size)
         self._jobs: deque[Job] = deque()
-        self._parked: list[Waiter] = []
-        self._workers: set[gevent.Greenlet] = set()
+        self._parked: list[Waiter[object]] = []
+        self._workers: set[gevent.Greenlet[[], None]] = set()
         # Workers woken (or spawned) that have not yet started taking jobs.
         self._woken = 0
         self._fan_out_scheduled = False
@@ -64,7 +65,7 @@ class WorkerPool:
         """Number of worker greenlets alive."""
         return len(self._workers)
 
-    def submit(self, func: Callable[[Any], object], arg: Any) -> bool:
+    def submit(self, func: Callable[[_T], object], arg: _T) -> bool:
         """Run ``func(arg)`` on a worker; blocks (yielding to the hub) while ``size`` jobs are in flight.
 
         ``func`` must handle its own exceptions; one that escapes is logged.
@@ -121,21 +122,22 @@ class WorkerPool:
                         log.exception("job %r raised", func)
                     finally:
                         slots.release()
-                        func = arg = None
+                        del func, arg  # a parked worker keeps no job (and no request) alive
                 if self._closed:
                     return
-                waiter = Waiter()
+                waiter: Waiter[object] = Waiter()
                 self._parked.append(waiter)
                 if waiter.get() is _STOP:
                     return
         finally:
-            self._workers.discard(gevent.getcurrent())  # type: ignore[arg-type]
+            self._workers.discard(gevent.getcurrent())
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait (yielding) until no job is in flight; return False if ``timeout`` passed first."""
         taken = 0
         try:
-            with gevent.Timeout(timeout, False):
+            # False makes the timeout silent, as gevent documents; types-gevent omits it.
+            with gevent.Timeout(timeout, False):  # type: ignore[arg-type]
                 while taken < self.size:
                     self._slots.acquire()
                     taken += 1
