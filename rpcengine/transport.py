@@ -38,8 +38,16 @@ class TransportInterface(Protocol):
     """
 
     closed: bool
-    peer_disconnecting: bool
-    leaving: bool
+
+    @property
+    def peer_disconnecting(self) -> bool:
+        """Whether the peer sent Disconnect."""
+        ...
+
+    @property
+    def leaving(self) -> bool:
+        """Whether either side sent Disconnect."""
+        ...
 
     def bind(self, engine: Engine) -> None:
         """Attach the engine that receives this transport's inbound messages."""

@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 #: A cold run takes a few seconds; this bounds a hung or thrashing one.
 MYPY_TIMEOUT = 100
@@ -37,6 +35,5 @@ def test_core_and_dispatchers() -> None:
     assert_clean(run_mypy("rpcengine", "dispatchers"))
 
 
-@pytest.mark.xfail(strict=False, reason="transports/ being refactored")
 def test_transports() -> None:
     assert_clean(run_mypy("transports"))

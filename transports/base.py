@@ -100,7 +100,7 @@ class Transport:
     def _drain_and_end(self, reason: str, timeout: float, answers_may_come: bool) -> None:
         """Wait (bounded) for handlers (and pending requests), flush, then :meth:`end`."""
         engine = self.engine
-        with gevent.Timeout(timeout, False):
+        with gevent.Timeout(timeout, False):  # type: ignore[arg-type]  # False: silent (types-gevent omits it)
             if engine is not None:
                 engine.join_handlers()
                 if answers_may_come:

@@ -49,7 +49,7 @@ class SocketLink:
     #: Whether :meth:`probe` asks the peer for an answer (a WebSocket ping); plain lines cannot.
     can_probe = False
 
-    def __init__(self, sock: object, peer_address: object = None, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+    def __init__(self, sock: Any, peer_address: Any = None, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         self.sock = sock
         self.peer_address = peer_address
         self.max_buffer = max_buffer
@@ -234,7 +234,7 @@ class SocketLink:
 
     def flush_quietly(self, timeout: float) -> bool:
         """Wait (yielding) up to ``timeout`` for queued bytes to reach the socket; return whether they did."""
-        with gevent.Timeout(timeout, False):
+        with gevent.Timeout(timeout, False):  # type: ignore[arg-type]  # False: silent (types-gevent omits it)
             while (self._writing or self._out) and not self.closed:
                 drained = self._drain_signal()
                 if not self._writing and not self._scheduled:
@@ -372,7 +372,7 @@ class SocketLink:
     def _send_final_and_close(self, data: bytes) -> None:
         """Send the last words kept by :meth:`write_final`, then close the socket (bounded)."""
         try:
-            with gevent.Timeout(FINAL_WRITE_TIMEOUT, False):
+            with gevent.Timeout(FINAL_WRITE_TIMEOUT, False):  # type: ignore[arg-type]  # False: silent
                 self.send_bytes(data)
         except (OSError, ValueError) as exc:
             log.debug("last words not sent: %s", exc)

@@ -170,7 +170,8 @@ def run_demo(*, keep_running: float = 0.0, base_port: int = 7300, out: TextIO | 
         demo.print_header()
         alice, bob = demo.connect_clients()
         script = gevent.spawn(_outcome, run_script, alice, bob, demo.out)
-        gevent.wait([script, stop], count=1)
+        waitables: list[Any] = [script, stop]
+        gevent.wait(waitables, count=1)
         if not script.ready():
             script.kill()
             demo.say("interrupted")

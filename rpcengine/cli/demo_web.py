@@ -12,7 +12,7 @@ import html
 import logging
 from collections.abc import Callable, Iterable
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from gevent.pywsgi import WSGIServer
 
@@ -47,7 +47,7 @@ class DemoPageServer:
     @property
     def address(self) -> tuple[str, int]:
         """The address the page is served on (with the real port once started)."""
-        return self._server.address
+        return cast("tuple[str, int]", self._server.address)
 
     def start(self) -> DemoPageServer:
         """Start serving in the background; raise OSError if the address is taken."""

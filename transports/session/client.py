@@ -144,7 +144,12 @@ def open_session(
         session.attach(link)
         link.start_reading()
     if policy is not None:
-        session.on_detached = lambda s: gevent.spawn(_redial, s, dial, policy, extra)
+        redial_policy = policy
+
+        def redial(detached: Session) -> None:
+            gevent.spawn(_redial, detached, dial, redial_policy, extra)
+
+        session.on_detached = redial
     return engine
 
 

@@ -17,11 +17,12 @@ import ssl
 from collections.abc import Iterator, Mapping, Sequence
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gevent
 from websockets.exceptions import NegotiationError
 from websockets.http11 import Request
+from websockets.typing import Origin, Subprotocol
 
 from rpcengine.engine import RpcHandler
 from transports.listener import DEFAULT_BACKLOG, Listener, tune_socket
@@ -211,7 +212,7 @@ class WebSocketServer(Listener):
             log.warning("refused connection from %s: %s", address, reason)
             sock.close()
             return
-        current = gevent.getcurrent()
+        current = cast(gevent.Greenlet, gevent.getcurrent())
         self._upgrading.add(current)
         try:
             upgraded = self._upgrade(sock, address)
@@ -235,8 +236,8 @@ class WebSocketServer(Listener):
                 if self.ssl_context is not None:
                     sock = wrap_socket(self.ssl_context, sock, server_side=True, timeout=limit)
                 protocol = ServerProtocol(
-                    origins=self.origins,
-                    subprotocols=[self.subprotocol] if self.subprotocol else None,
+                    origins=cast("Sequence[Origin | re.Pattern[str] | None] | None", self.origins),
+                    subprotocols=[Subprotocol(self.subprotocol)] if self.subprotocol else None,
                     select_subprotocol=lambda _protocol, offered: self._select_subprotocol(offered),
                     max_size=self.config.max_message_size,
                 )
@@ -296,13 +297,13 @@ class WebSocketServer(Listener):
         assert endpoint is not None
         return endpoint, link
 
-    def _select_subprotocol(self, offered: Sequence[str]) -> str | None:
+    def _select_subprotocol(self, offered: Sequence[str]) -> Subprotocol | None:
         """Pick our subprotocol if offered; refuse a client that offers only others."""
         wanted = self.subprotocol
         if wanted is None:
             return None
         if wanted in offered:
-            return wanted
+            return Subprotocol(wanted)
         if offered or self.require_subprotocol:
             raise NegotiationError(f"unsupported subprotocol; this server speaks {wanted}")
         return None
