@@ -62,5 +62,5 @@ def loopback() -> Iterator[tuple[Engine, Engine]]:
         engine.close()
 
 
-# -- TCP transport tests: tcp_server, tcp_connect, tcp_raw, tcp_server_process, tcp_proxy (see tests/tcp_helpers.py)
-from tcp_helpers import tcp_connect, tcp_proxy, tcp_raw, tcp_server, tcp_server_process  # noqa: E402, F401
+# -- TCP transport tests: tcp_server, tcp_connect, tcp_raw, tcp_server_process, tcp_proxy (see tests/helpers/tcp.py)
+from helpers.tcp import tcp_connect, tcp_proxy, tcp_raw, tcp_server, tcp_server_process  # noqa: E402, F401

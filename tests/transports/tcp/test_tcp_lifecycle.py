@@ -9,7 +9,7 @@ from typing import Any
 import gevent
 import pytest
 from gevent.event import Event
-from tcp_helpers import LOOPBACK, RawClient, call_quietly, wait_until
+from helpers.tcp import LOOPBACK, RawClient, call_quietly, wait_until
 
 from dispatchers import Registry
 from rpcengine.errors import ConnectionLost, HandshakeError, OutboxFull

@@ -11,7 +11,7 @@ from typing import Any
 import gevent
 import pytest
 import ujson
-from tcp_helpers import call_quietly, wait_until
+from helpers.tcp import call_quietly, wait_until
 
 from rpcengine.engine import Engine
 from rpcengine.errors import ConnectionLost, OutboxFull

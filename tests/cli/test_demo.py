@@ -163,7 +163,7 @@ def test_sigterm_during_keep_running_stops_everything() -> None:
 
 
 CHROMIUM = shutil.which("chromium")
-CLIENT_SCRIPT = Path(__file__).resolve().parent.parent / "transports" / "static" / "rpcengine.js"
+CLIENT_SCRIPT = Path(__file__).resolve().parents[2] / "transports" / "static" / "rpcengine.js"
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage"]  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 import gevent
 import pytest
 from gevent.event import Event
-from tcp_helpers import LOOPBACK, call_quietly, wait_until
+from helpers.tcp import LOOPBACK, call_quietly, wait_until
 
 from transports.tcp import connect
 

@@ -178,7 +178,7 @@ class RawClient:
 
 
 class ServerProcess:
-    """A TcpServer running ``tests/tcp_server_process.py`` in a child process."""
+    """A TcpServer running ``tests/helpers/tcp_server_process.py`` in a child process."""
 
     def __init__(self, port: int = 0, host: str = LOOPBACK, **options: Any) -> None:
         self.host = host

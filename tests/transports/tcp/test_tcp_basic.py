@@ -9,7 +9,7 @@ from typing import Any
 
 import gevent
 import pytest
-from tcp_helpers import (
+from helpers.tcp import (
     LOOPBACK,
     Recorder,
     call_quietly,

@@ -220,7 +220,7 @@ def test_readme_browser_example_runs_in_chromium() -> None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed: .ci/setup.sh --test installs it")
         pytest.skip("chromium is not installed (run .ci/install-chromium.sh)")
-    readme = Path(__file__).resolve().parent.parent.joinpath("README.md").read_text()
+    readme = Path(__file__).resolve().parents[3].joinpath("README.md").read_text()
     (snippet,) = re.findall(r"^```html\n(.*?)^```$", readme, re.MULTILINE | re.DOTALL)
     service = ReadmeService()
     server = websocket.WebSocketServer(("127.0.0.1", 0), {"/rpc": MethodDispatcher(service)}).start()

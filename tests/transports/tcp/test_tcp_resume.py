@@ -12,7 +12,7 @@ from typing import Any
 
 import gevent
 import pytest
-from tcp_helpers import Recorder, call_quietly, wait_until
+from helpers.tcp import Recorder, call_quietly, wait_until
 
 from transports.session.client import ReconnectPolicy
 

@@ -31,9 +31,9 @@ import gevent
 import gevent.socket
 import gevent.subprocess
 import pytest
-from ws_echo import EchoServer, echo_client, read_one_message
+from helpers.ws_echo import EchoServer, echo_client, read_one_message
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 ALLOWLIST = Path(__file__).with_name("allowlist.json")
 AGENT = "rpcengine"
 PASSING = {"OK", "INFORMATIONAL"}

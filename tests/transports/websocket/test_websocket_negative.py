@@ -1,7 +1,7 @@
 """WebSocket transport: bad input gets the right close code, quickly and with bounded memory.
 
 Most cases use :class:`RawWebSocket`, which upgrades properly and then puts
-hand-made frames on the wire; the Autobahn TestSuite (tests/conformance)
+hand-made frames on the wire; the Autobahn TestSuite (tests/transports/websocket/autobahn)
 covers the rest of RFC 6455. Close codes: 1002 protocol error, 1003
 unsupported data, 1007 invalid payload (not UTF-8), 1008 policy violation,
 1009 message too big.
@@ -25,10 +25,10 @@ import pytest
 from gevent.server import StreamServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tcp_helpers import wait_until
+from helpers.tcp import wait_until
 from websockets.protocol import State
-from ws_echo import CONFIG, EchoLink, EchoServer
-from ws_helpers import (
+from helpers.ws_echo import CONFIG, EchoLink, EchoServer
+from helpers.ws import (
     OP_BINARY,
     OP_CONT,
     OP_PING,

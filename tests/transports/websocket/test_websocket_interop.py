@@ -15,11 +15,11 @@ from typing import Any
 import gevent
 import pytest
 import websocket  # websocket-client
-from tcp_helpers import wait_until
+from helpers.tcp import wait_until
 from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect as sync_connect
 from websockets.sync.server import serve as sync_serve
-from ws_helpers import in_thread, ws_server_fixture  # noqa: F401
+from helpers.ws import in_thread, ws_server_fixture  # noqa: F401
 
 from dispatchers import Registry
 from transports.websocket import SUBPROTOCOL, connect

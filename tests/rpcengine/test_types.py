@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: A cold run takes a few seconds; this bounds a hung or thrashing one.
 MYPY_TIMEOUT = 100
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import gevent
 import pytest
-from tcp_helpers import RawClient, call_quietly, wait_until
+from helpers.tcp import RawClient, call_quietly, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 HAS_WEBSOCKET = importlib.util.find_spec("transports.websocket") is not None
 PORT = re.compile(r"(?<=://127\.0\.0\.1:)(\d+)")

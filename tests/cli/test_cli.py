@@ -114,7 +114,7 @@ def free_port() -> int:
 
 
 def test_import_rpcengine_main_loads_no_transport_dispatcher_or_cli() -> None:
-    # The command line is imported only when it runs (tests/test_exports.py checks every core module).
+    # The command line is imported only when it runs (tests/rpcengine/test_exports.py checks every core module).
     code = (
         "import sys, rpcengine, rpcengine.__main__;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('transports', 'dispatchers')"

@@ -18,7 +18,7 @@ import gevent
 import gevent.socket
 import pytest
 import ujson
-from tcp_helpers import LOOPBACK, echo_registry
+from helpers.tcp import LOOPBACK, echo_registry
 from websockets.client import ClientProtocol
 from websockets.frames import CLOSE, PING, TEXT, Close
 from websockets.uri import parse_uri

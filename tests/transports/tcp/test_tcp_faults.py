@@ -7,7 +7,7 @@ import time
 
 import gevent
 import pytest
-from tcp_helpers import call_quietly, wait_until
+from helpers.tcp import call_quietly, wait_until
 
 from rpcengine.errors import ConnectionLost
 from transports.session.client import ReconnectPolicy

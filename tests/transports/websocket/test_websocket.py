@@ -11,9 +11,9 @@ import gevent.event
 import gevent.socket
 import pytest
 from gevent.server import StreamServer
-from tcp_helpers import Recorder, ipv6_loopback_available, make_tls_contexts, wait_until
+from helpers.tcp import Recorder, ipv6_loopback_available, make_tls_contexts, wait_until
 from websockets.protocol import State
-from ws_helpers import RawWebSocket, start_ws_server, ws_connect_fixture, ws_server_fixture  # noqa: F401
+from helpers.ws import RawWebSocket, start_ws_server, ws_connect_fixture, ws_server_fixture  # noqa: F401
 
 import transports.websocket.server
 from dispatchers import Registry
