@@ -18,12 +18,12 @@ import gevent
 import gevent.socket
 import pytest
 import ujson
-from helpers.tcp import LOOPBACK, echo_registry
 from websockets.client import ClientProtocol
 from websockets.frames import CLOSE, PING, TEXT, Close
 from websockets.uri import parse_uri
 from websockets.utils import apply_mask
 
+from helpers.tcp import LOOPBACK, echo_registry
 from transports.websocket import WebSocketServer, connect
 from transports.websocket.protocol import receive_handshake, send_protocol_data
 

@@ -12,8 +12,8 @@ import gevent.socket
 import pytest
 from gevent.server import StreamServer
 from helpers.tcp import Recorder, ipv6_loopback_available, make_tls_contexts, wait_until
-from websockets.protocol import State
 from helpers.ws import RawWebSocket, start_ws_server, ws_connect_fixture, ws_server_fixture  # noqa: F401
+from websockets.protocol import State
 
 import transports.websocket.server
 from dispatchers import Registry

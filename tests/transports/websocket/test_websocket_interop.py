@@ -16,10 +16,10 @@ import gevent
 import pytest
 import websocket  # websocket-client
 from helpers.tcp import wait_until
+from helpers.ws import in_thread, ws_server_fixture  # noqa: F401
 from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect as sync_connect
 from websockets.sync.server import serve as sync_serve
-from helpers.ws import in_thread, ws_server_fixture  # noqa: F401
 
 from dispatchers import Registry
 from transports.websocket import SUBPROTOCOL, connect

@@ -23,11 +23,7 @@ import gevent.select
 import gevent.socket
 import pytest
 from gevent.server import StreamServer
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from helpers.tcp import wait_until
-from websockets.protocol import State
-from helpers.ws_echo import CONFIG, EchoLink, EchoServer
 from helpers.ws import (
     OP_BINARY,
     OP_CONT,
@@ -38,6 +34,10 @@ from helpers.ws import (
     start_ws_server,
     ws_server_fixture,  # noqa: F401
 )
+from helpers.ws_echo import CONFIG, EchoLink, EchoServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from websockets.protocol import State
 
 from rpcengine.errors import ConnectionLost
 from transports.websocket import connect, open_websocket
