@@ -74,6 +74,7 @@ class SocketLink:
         self._final: bytes | None = None
         self._rest: memoryview | None = None
         self._drained: Event | None = None
+        self._closed_event: Event | None = None
         self._loop = gevent.get_hub().loop
         # The non-blocking OS socket under a plain gevent socket (None for TLS and others).
         self._raw = getattr(sock, "_sock", None) if type(sock) is gevent.socket.socket else None
@@ -316,6 +317,14 @@ class SocketLink:
         """Pass no more inbound frames on; the link stays open for writing until closed."""
         self.reading = False
 
+    def wait_closed(self, timeout: float | None) -> bool:
+        """Wait (yielding) up to ``timeout`` until the link is closed; return whether it is."""
+        if not self.closed:
+            if self._closed_event is None:
+                self._closed_event = Event()
+            self._closed_event.wait(timeout)
+        return self.closed
+
     def detach_callbacks(self) -> None:
         """Forget every upward callback: whoever set them no longer wants to hear from this link."""
         self.receiver = _ignore_frame
@@ -358,6 +367,8 @@ class SocketLink:
         else:
             self._close_socket_quietly()
         self._signal_drained()
+        if self._closed_event is not None:
+            self._closed_event.set()
         callback, self.on_lost = self.on_lost, None
         if callback is not None:
             callback(self, reason)

@@ -108,11 +108,13 @@ class SessionServer:
             run()
         finally:
             deadline.kill(block=False)
+            if not link.reading:
+                # The peer broke the framing: its session closes the link once what came before the
+                # break is answered (within ``drain_timeout``); the socket must live until then.
+                link.wait_closed(self.config.drain_timeout + 1.0)
             self.links.discard(link)
-            if not link.closed and link.reading:
+            if not link.closed:
                 link.close("connection ended")
-            # A link that stopped reading (the peer broke the framing) is closed by its session once
-            # what came before the break is answered, within ``drain_timeout``.
 
     def _handshake_deadline(self, link: SocketLink) -> None:
         """Close a connection that has not sent its first frame in time."""
