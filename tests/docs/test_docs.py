@@ -148,7 +148,7 @@ def test_documented_limits_match_the_defaults() -> None:
 
 
 def test_every_handshake_key_is_documented() -> None:
-    from transports import handshake
+    from transports.session import handshake
 
     protocol = (DOCS / "protocol.rst").read_text()
     section = protocol[protocol.index(".. _handshake:") : protocol.index(".. _heartbeats:")]
