@@ -221,9 +221,28 @@ class FakeLink:
         self.close_reason = ""
         self.receiver: Any = None
         self.on_lost: Any = None
-        self.session: Any = None
+        self.on_protocol_error: Any = None
+        self.on_activity: Any = None
+        self.owner: Any = None
+        self.can_probe = False
+        self.reading = True
         self.peer_address = ("fake", number)
         self.buffered = 0
+
+    def detach_callbacks(self) -> None:
+        """Forget the upward callbacks."""
+        self.receiver = self.on_lost = self.on_protocol_error = self.on_activity = None
+
+    def stop_reading(self) -> None:
+        """Pass no more frames on."""
+        self.reading = False
+
+    def probe(self) -> None:
+        """Plain lines cannot be probed."""
+
+    def flush_quietly(self, timeout: float) -> bool:
+        """Everything is written at once."""
+        return True
 
     def write(self, payload: bytes) -> None:
         """Record ``payload``; raise ConnectionLost once closed."""
