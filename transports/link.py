@@ -74,6 +74,7 @@ class SocketLink:
         self._final: bytes | None = None
         self._rest: memoryview | None = None
         self._drained: Event | None = None
+        self._ended = Event()
         self._loop = gevent.get_hub().loop
         # The non-blocking OS socket under a plain gevent socket (None for TLS and others).
         self._raw = getattr(sock, "_sock", None) if type(sock) is gevent.socket.socket else None
@@ -358,9 +359,14 @@ class SocketLink:
         else:
             self._close_socket_quietly()
         self._signal_drained()
+        self._ended.set()
         callback, self.on_lost = self.on_lost, None
         if callback is not None:
             callback(self, reason)
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait (yielding) up to ``timeout`` for :meth:`close`; return whether the link is closed."""
+        return self._ended.wait(timeout)
 
     def _close_socket_quietly(self) -> None:
         """Close the socket, logging (not raising) a failure."""

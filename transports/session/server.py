@@ -44,6 +44,8 @@ SessionHook = Callable[[Session], object]
 DEFAULT_MAX_CONNECTIONS = 10_000
 #: How long a handshake refusal may take to reach the socket before the connection closes anyway.
 _REFUSAL_FLUSH_TIMEOUT = 1.0
+#: How long past ``drain_timeout`` a connection that broke the framing may take to be closed by its session.
+_DRAIN_MARGIN = 2.0
 #: How long a stopping server waits for queued answers to reach the sockets.
 _STOP_FLUSH_TIMEOUT = 0.5
 
@@ -108,11 +110,15 @@ class SessionServer:
             run()
         finally:
             deadline.kill(block=False)
+            if not link.closed and not link.reading:
+                # The peer broke the framing: the session closes the link once what came before the
+                # break is answered, within ``drain_timeout``. Until then this greenlet must not end:
+                # the listener closes the socket as soon as it does, and the answers with it.
+                if not link.wait_closed(self.config.drain_timeout + _DRAIN_MARGIN):
+                    link.close("not closed after a framing error")
             self.links.discard(link)
             if not link.closed and link.reading:
                 link.close("connection ended")
-            # A link that stopped reading (the peer broke the framing) is closed by its session once
-            # what came before the break is answered, within ``drain_timeout``.
 
     def _handshake_deadline(self, link: SocketLink) -> None:
         """Close a connection that has not sent its first frame in time."""
