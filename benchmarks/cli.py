@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.report import add_ratios, memory_table, scenario_label, summarize, throughput_table
-from benchmarks.runner import Settings, WorkerError, probe, run_case, run_memory
+from benchmarks.runner import Settings, WorkerError, pin_workers, probe, run_case, run_memory
 from benchmarks.systems import SYSTEMS
 
 
@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, help="repetitions per case (default 5, quick 3)")
     parser.add_argument("--duration", type=float, help="seconds per repetition of A, B, C (default 1.5, quick 0.5)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin the server worker to CPU 1 and the client worker to CPU 0"
+    )
     return parser.parse_args(argv)
 
 
@@ -116,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; return the exit status (0 unless no case ran)."""
     args = parse_args(argv)
     settings = _settings(args)
+    pinned = pin_workers(not args.no_pin)
     names = [n.strip() for n in args.systems.split(",")] if args.systems else list(SYSTEMS)
     unknown = [n for n in names if n not in SYSTEMS]
     if unknown:
@@ -126,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     _say(
         f"rpcengine benchmarks, {datetime.date.today()}: {machine['cpus']} CPUs, {machine['cpu_model']}, "
         f"Python {machine['python']}; load {machine['load_average_at_start'][0]:.2f}; "
-        f"{settings.reps} reps x {settings.duration} s, D {settings.d_calls} calls/conn"
+        f"{settings.reps} reps x {settings.duration} s, D {settings.d_calls} calls/conn; "
+        + ("server pinned to CPU 1, client to CPU 0" if pinned else "not pinned")
     )
     load = machine["load_average_at_start"][0]
     if load > 0.25 * (machine["cpus"] or 1):

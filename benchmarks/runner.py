@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import selectors
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,14 +37,31 @@ class Settings:
     d_calls: int = 100
 
 
+#: CPU each worker role is pinned to (server and client on separate cores), when pinning is on.
+PINNED_CPUS = {"server": 1, "client": 0}
+_pinning = {"on": False}
+
+
+def pin_workers(enabled: bool) -> bool:
+    """Pin server and client workers to separate CPUs from now on (needs 2 CPUs); return whether it is on."""
+    _pinning["on"] = enabled and (os.cpu_count() or 1) >= 2 and hasattr(os, "sched_setaffinity")
+    return _pinning["on"]
+
+
 class Worker:
     """One ``benchmarks.worker`` child process with its stderr kept in a temporary file."""
 
     def __init__(self, role: str, system: str, *args: str, alarm: int = 600) -> None:
         self.stderr: IO[bytes] = tempfile.TemporaryFile()
         command = [sys.executable, "-m", "benchmarks.worker", role, system, "--alarm", str(alarm), *args]
+        cpu = PINNED_CPUS.get(role) if _pinning["on"] else None
         self.proc = subprocess.Popen(
-            command, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr
+            command,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            preexec_fn=None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu})),
         )
 
     def error_tail(self, lines: int = 6) -> str:
