@@ -1,12 +1,11 @@
 """How-to: publish notifications to every session, and call one client back."""
 
-import gevent
 from gevent.queue import Queue
 
 from dispatchers import Registry, dummy_rpc_handler
 from transports.tcp import TcpServer, connect
 
-# -- server
+# The server: a pure publisher, with hooks that see sessions come and go.
 connected = []
 server = TcpServer(
     ("127.0.0.1", 0),
@@ -17,7 +16,7 @@ server = TcpServer(
 host, port = server.address
 
 
-# -- clients
+# Clients receive notifications in their own rpc handler.
 def subscriber(name):
     """Connect a client that answers whoami and queues the prices it is sent."""
     inbox = Queue()
@@ -29,21 +28,17 @@ def subscriber(name):
 
 alice, alice_prices = subscriber("alice")
 bob, bob_prices = subscriber("bob")
-# -- publish
+
+# Publish to every session.
 delivered = server.sessions.notify("price", {"symbol": "ACME", "value": 12.5})
 assert delivered == 2  # encoded once, queued for each session without blocking
 assert alice_prices.get(timeout=5) == bob_prices.get(timeout=5) == {"symbol": "ACME", "value": 12.5}
-# -- one session
+
+# Call one client: each session's engine is that client's connection.
 names = sorted(session.engine.request("whoami", timeout=5) for session in server.sessions)
 assert names == ["alice", "bob"]
-# -- handler
-# Inside a request handler, request.engine is the caller's connection:
-#     def rpc_subscribe(self, request):
-#         request.engine.notify("welcome", {...})
 assert len(connected) == 2
-# -- end
+
 alice.close()
 bob.close()
 server.stop()
-gevent.sleep(0)
-print("ok")

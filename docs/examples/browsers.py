@@ -20,7 +20,6 @@ class Board:
         return len(self.messages)
 
 
-# -- server
 server = WebSocketServer(
     ("127.0.0.1", 0),
     {"/board": MethodDispatcher(Board())},  # one handler per path
@@ -28,11 +27,13 @@ server = WebSocketServer(
 ).start()
 host, port = server.address
 print(server.url("/board"))  # ws://127.0.0.1:PORT/board
-# -- python client
+
+# A Python client connects to the same URL.
 posted = []
 client = connect(f"ws://{host}:{port}/board", lambda message: posted.append(message.data))
 assert client.request("post", "hello", timeout=5) == 1
-# -- origin
+
+# A page from another site is refused.
 try:
     connect(f"ws://{host}:{port}/board", origin="https://evil.example.net")
 except HandshakeError as exc:  # the upgrade is refused with HTTP 403
@@ -41,7 +42,7 @@ else:
     raise AssertionError("a foreign origin was admitted")
 
 
-# -- script
+# The browser client script, served by the same server.
 def http_get(path):
     """GET ``path`` from the server with a cooperative socket; return the status line."""
     with gevent.socket.create_connection((host, port), timeout=5) as sock:
@@ -51,11 +52,10 @@ def http_get(path):
 
 status = http_get("/rpcengine.js")  # the browser client, served by the same server
 assert status.split()[1] in ("200", "404"), status  # 404 only while the script is not installed
-# -- end
+
 with gevent.Timeout(5):
     while not posted:
         gevent.sleep(0.01)
 assert posted == ["hello"]
 client.close()
 server.stop()
-print("ok")

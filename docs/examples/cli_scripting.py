@@ -7,7 +7,6 @@ import time
 
 RPCENGINE = [sys.executable, "-m", "rpcengine"]  # or just "rpcengine", the console script
 
-# -- serve
 server = subprocess.Popen(
     [*RPCENGINE, "serve", "rpcengine.cli.demo_service:DemoService", "tcp://127.0.0.1:0"],
     stdout=subprocess.PIPE,
@@ -15,7 +14,6 @@ server = subprocess.Popen(
 )
 try:
     url = server.stdout.readline().split()[-1]  # "listening on tcp://127.0.0.1:PORT"
-    # -- listen
     listener = subprocess.Popen([*RPCENGINE, "listen", url, "--count", "1"], stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 20
     while listener.poll() is None and time.monotonic() < deadline:  # until it has seen a broadcast
@@ -25,7 +23,7 @@ try:
     assert json.loads(line) == {"method": "chat.message", "data": {"name": "script", "text": "hi"}}
     assert listener.wait(10) == 0
 
-    # -- exit codes
+    # Exit codes: 0 success, 1 Error answer, 2 usage, 3 timeout, 4 connection failure.
     def call(*args):
         """Run ``rpcengine call URL ARGS``; return (exit code, stdout, stderr)."""
         done = subprocess.run([*RPCENGINE, "call", url, *args], capture_output=True, text=True, timeout=30)
@@ -36,8 +34,6 @@ try:
     assert code == 1 and json.loads(error)["error"] == "invalid_params"
     assert call("add", "[1,")[0] == 2  # 2: usage (here, invalid JSON)
     assert call("sleep", "3", "--timeout", "0.2")[0] == 3  # 3: timeout
-    # -- end
 finally:
     server.terminate()  # SIGTERM: stops gracefully
     assert server.wait(10) == 0
-print("ok")

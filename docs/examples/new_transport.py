@@ -10,7 +10,6 @@ from transports.base import Transport
 from transports.framing import LineDecoder, frame_line
 
 
-# -- transport
 class StreamTransport(Transport):
     """Carry one Engine over a connected gevent socket, one JSON message per line."""
 
@@ -64,7 +63,7 @@ class StreamTransport(Transport):
             self.lost("the peer closed the connection")
 
 
-# -- use
+# Use it like any other transport.
 class Greeter:
     """The service carried by the new transport."""
 
@@ -77,16 +76,16 @@ left, right = gevent.socket.socketpair()
 server = Engine(StreamTransport(right), MethodDispatcher(Greeter()))
 client = Engine(StreamTransport(left), lambda request: None)
 assert client.request("greet", "world", timeout=5) == "Hello, world!"
-# -- bad input
+
+# Bad input is answered, not ignored.
 raw, served = gevent.socket.socketpair()  # a peer that writes bytes by hand
 Engine(StreamTransport(served), MethodDispatcher(Greeter()))
 raw.sendall(b'[2, 99, "greet"]\n')  # a Request with its data missing
 reply = default_codec().decode(raw.makefile("rb").readline())
 assert reply[0] == 4 and reply[2] == 99 and reply[3]["error"] == "invalid_message", reply
 raw.close()
-# -- close
+
+# Closing one end ends the other.
 client.close()
 gevent.sleep(0.05)
 assert server.closed  # the peer saw the end too
-# -- end
-print("ok")

@@ -22,7 +22,6 @@ class Counter:
         return self.value
 
 
-# -- fixture
 @pytest.fixture
 def client():
     """A client engine connected to a fresh Counter over the loopback; closed after the test."""
@@ -33,7 +32,6 @@ def client():
     engine.close()
 
 
-# -- tests
 def test_increment(client):
     """Increment adds 1 by default, or the step given."""
     assert client.request("increment", timeout=1) == 1
@@ -64,6 +62,5 @@ def test_a_silent_peer_times_out():
     client.close()
 
 
-# -- end
 if __name__ == "__main__":
     raise SystemExit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -18,29 +18,28 @@ class Echo:
 
 
 folder = pathlib.Path(tempfile.mkdtemp())
-# -- certificate
+# A self-signed certificate, made by openssl.
 cert, key = folder / "cert.pem", folder / "key.pem"
-subprocess.run(
-    ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-     "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-     "-keyout", str(key), "-out", str(cert)],
-    check=True, capture_output=True,
-)  # fmt: skip
-# -- server
+openssl = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=localhost"]
+names = ["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+subprocess.run([*openssl, *names, "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+
+# The server.
 server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 server_context.load_cert_chain(cert, key)
 server = TcpServer(("127.0.0.1", 0), MethodDispatcher(Echo()), ssl_context=server_context).start()
 host, port = server.address
-# -- client
+
+# A client that trusts the certificate.
 client_context = ssl.create_default_context(cafile=cert)  # trust this certificate
 client = connect(host, port, ssl_context=client_context)
 assert client.request("echo", "over TLS", timeout=5) == "over TLS"
 client.close()
-# -- refused
+
+# A client that does not trust it refuses the server.
 try:
     connect(host, port, ssl_context=ssl.create_default_context())  # system trust only
 except ssl.SSLCertVerificationError as exc:
     print("refused:", exc.verify_message)  # refused: self-signed certificate
-# -- end
+
 server.stop()
-print("ok")

@@ -1,4 +1,4 @@
-"""The wire protocol over TCP, byte for byte: one JSON message list per line."""
+"""The wire protocol over TCP, byte for byte: a plain session, one JSON message list per line."""
 
 import json
 
@@ -17,7 +17,7 @@ class Math:
         return a + b
 
 
-server = TcpServer(("127.0.0.1", 0), MethodDispatcher(Math()), heartbeat_interval=0.5).start()
+server = TcpServer(("127.0.0.1", 0), MethodDispatcher(Math())).start()
 
 
 def open_line_socket():
@@ -34,7 +34,7 @@ def open_line_socket():
     return send_line, read_line
 
 
-# -- plain
+# A plain session: the first frame is a message list.
 send, read = open_line_socket()
 send('[2, 1, "add", [1, 2]]')  # Request: [2, message_id, method, data]
 assert read() == [3, 1, 1, 3]  # Response: [3, message_id, request_message_id, data]
@@ -45,22 +45,4 @@ error = read()
 assert error[:3] == [4, 3, 3] and error[3]["error"] == "invalid_message"
 send('[1, 4, "add", [1, 2]]')  # a Notification: no answer, ever
 send("[-1]")  # Disconnect: I will send no new requests
-# -- handshake
-send, read = open_line_socket()
-send('{"rpcengine": 1, "session": null, "ack": 0}')  # the client's hello: a JSON object
-hello = read()
-assert hello["rpcengine"] == 1 and hello["resumed"] is False and hello["heartbeat"] == 0.5
-assert {"rpcengine", "session", "resumed", "ack", "heartbeat", "timeout"} <= set(hello)
-send('[2, 1, "add", [20, 22]]')
-assert read() == [3, 1, 1, 42]
-# -- heartbeat
-assert read() == [0, 1]  # Heartbeat: [0, last_message_id received] (here every 0.5 s)
-send("[0, 1]")  # acknowledge the server's message 1: it may forget it
-# -- resume
-send, read = open_line_socket()  # a new connection resuming that session
-send(json.dumps({"rpcengine": 1, "session": hello["session"], "ack": 1}))
-resumed = read()
-assert resumed["resumed"] is True and resumed["ack"] == 1  # the server had our message 1
-# -- end
 server.stop()
-print("ok")
