@@ -22,7 +22,15 @@ author = "the rpcengine authors"
 copyright = "the rpcengine authors"
 release = version = rpcengine.__version__
 
-extensions = ["sphinx.ext.autodoc"]
+# viewcode puts a [source] link beside every documented name.
+# Links to Python's and gevent's documentation use extlinks, not intersphinx: there is no network
+# when the docs are built and tested, so intersphinx could not fetch the other projects' inventories
+# (and -W would turn that failure into an error). An extlink is a URL pattern, resolved offline.
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.viewcode", "sphinx.ext.extlinks"]
+extlinks = {
+    "python": ("https://docs.python.org/3/%s", "%s"),
+    "gevent": ("https://www.gevent.org/%s", "%s"),
+}
 exclude_patterns = ["_build"]
 templates_path: list[str] = []
 
