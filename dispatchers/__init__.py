@@ -7,6 +7,9 @@
   wrap any of them.
 """
 
+# Marks this package as rpcengine's own (see dispatchers._ownership); set before the imports below, which check it.
+__rpcengine_package__ = True
+
 from dispatchers.introspection import DESCRIBE_METHOD
 from dispatchers.method import MethodDispatcher, dummy_rpc_handler
 from dispatchers.middleware import CallStatistics, MethodStats, SlowCallLogger, with_middleware

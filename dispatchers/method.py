@@ -6,10 +6,13 @@ import inspect
 import keyword
 from typing import Any, NoReturn
 
+from dispatchers._ownership import require_own_package
 from dispatchers.introspection import DESCRIBE_METHOD, describe_callables
 from rpcengine.engine import RpcHandler
 from rpcengine.errors import MethodNotFound
 from rpcengine.messages import Notification, Request
+
+require_own_package("dispatchers")  # fails at once, naming it, if 'dispatchers' is another installation
 
 __all__ = ["MethodDispatcher", "dummy_rpc_handler", "is_plain_method_name"]
 

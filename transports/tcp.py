@@ -25,6 +25,7 @@ import gevent.socket
 
 from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import ProtocolError
+from transports._ownership import require_own_package
 from transports.framing import LineDecoder
 from transports.link import SocketLink
 from transports.listener import DEFAULT_BACKLOG, Listener, tune_socket
@@ -32,6 +33,8 @@ from transports.session.client import ReconnectPolicy, open_session, refuse_call
 from transports.session.config import SessionConfig
 from transports.session.server import SessionServer
 from transports.tls import wrap_socket
+
+require_own_package("transports")  # fails at once, naming it, if 'transports' is another installation
 
 __all__ = ["TcpLink", "TcpServer", "connect"]
 

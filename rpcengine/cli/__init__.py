@@ -37,6 +37,7 @@ from typing import Any, NoReturn
 from rpcengine import __version__
 from rpcengine.cli.connect import describe_os_error
 from rpcengine.cli.errors import PROG, CliError, ExitCode, print_error
+from rpcengine.cli.packages import require_rpcengine_packages
 from rpcengine.errors import (
     ConnectionLost,
     EncodeError,
@@ -240,6 +241,11 @@ def _silence_stdout() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    try:
+        require_rpcengine_packages()  # first: building the parser imports them
+    except CliError as exc:
+        print_error(exc.message)
+        return exc.code
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
