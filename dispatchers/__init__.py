@@ -2,6 +2,9 @@
 
 * :class:`MethodDispatcher` exposes an object's ``rpc_`` methods;
 * :class:`Registry` exposes functions registered with a decorator;
+* either passes the request to each handler, or, with ``unpack_params=True``
+  or :func:`takes_params`, the call's data as arguments checked against the
+  handler's signature and annotations (:mod:`dispatchers.params`);
 * :func:`dummy_rpc_handler` refuses every call (for publishers);
 * :func:`with_middleware`, :class:`SlowCallLogger` and :class:`CallStatistics`
   wrap any of them.
@@ -13,6 +16,7 @@ __rpcengine_package__ = True
 from dispatchers.introspection import DESCRIBE_METHOD
 from dispatchers.method import MethodDispatcher, dummy_rpc_handler
 from dispatchers.middleware import CallStatistics, MethodStats, SlowCallLogger, with_middleware
+from dispatchers.params import ParamsHandler, takes_params
 from dispatchers.registry import Registry
 
 __all__ = [
@@ -20,8 +24,10 @@ __all__ = [
     "CallStatistics",
     "MethodDispatcher",
     "MethodStats",
+    "ParamsHandler",
     "Registry",
     "SlowCallLogger",
     "dummy_rpc_handler",
+    "takes_params",
     "with_middleware",
 ]

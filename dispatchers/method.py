@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 from dispatchers._ownership import require_own_package
 from dispatchers.introspection import DESCRIBE_METHOD, describe_callables
+from dispatchers.params import make_handler
 from rpcengine.engine import RpcHandler
 from rpcengine.errors import MethodNotFound
 from rpcengine.messages import Notification, Request
@@ -44,6 +45,16 @@ class MethodDispatcher:
     refused unless ``allow_empty_prefix=True`` says so explicitly. With
     ``introspection`` on (the default), the reserved method
     ``rpcengine.describe`` lists the exposed methods.
+
+    With ``unpack_params=True`` every method takes parameters instead of the
+    request (``def rpc_add(self, a, b)``, see :mod:`dispatchers.params`):
+    a list of data is passed as positional arguments, an object as keyword
+    arguments, and a call that does not fit the signature, or (with
+    ``validate``, the default) the annotations, is answered with an
+    ``invalid_params`` Error. Every method is then resolved at once, so a
+    signature or annotation that cannot be used raises TypeError here. A
+    method marked with :func:`~dispatchers.params.takes_params` takes
+    parameters in either mode.
     """
 
     def __init__(
@@ -54,6 +65,8 @@ class MethodDispatcher:
         *,
         allow_empty_prefix: bool = False,
         introspection: bool = True,
+        unpack_params: bool = False,
+        validate: bool = True,
     ) -> None:
         if not prefix and not allow_empty_prefix:
             raise ValueError("an empty prefix exposes every public method; pass allow_empty_prefix=True to mean it")
@@ -61,7 +74,11 @@ class MethodDispatcher:
         self.prefix = prefix
         self.suffix = suffix
         self.introspection = introspection
+        self.unpack_params = unpack_params
+        self.validate = validate
         self._cache: dict[str, RpcHandler] = {}
+        if unpack_params:
+            self.names()
 
     def __call__(self, request: Request | Notification) -> Any:
         """Call the method named by ``request.method`` with ``request``; return its result.
@@ -76,7 +93,12 @@ class MethodDispatcher:
         return method(request)
 
     def resolve(self, name: str) -> RpcHandler:
-        """Return the bound method exposed as ``name``; raise MethodNotFound if there is none."""
+        """Return the handler of the method exposed as ``name``; raise MethodNotFound if there is none.
+
+        The handler is the bound method itself, or a
+        :class:`~dispatchers.params.ParamsHandler` around it for a method
+        that takes parameters (made once, then cached).
+        """
         if not is_plain_method_name(name):
             raise MethodNotFound(name if type(name) is str else repr(name))
         attribute = self.prefix + name + self.suffix
@@ -86,11 +108,12 @@ class MethodDispatcher:
             raise MethodNotFound(name) from None
         if isinstance(raw, property) or not (callable(raw) or isinstance(raw, (staticmethod, classmethod))):
             raise MethodNotFound(name)
-        method: RpcHandler = getattr(self.obj, attribute)
+        method = getattr(self.obj, attribute)
         if not callable(method):
             raise MethodNotFound(name)
-        self._cache[name] = method
-        return method
+        handler = make_handler(name, method, unpack_params=self.unpack_params, validate=self.validate)
+        self._cache[name] = handler
+        return handler
 
     def names(self) -> list[str]:
         """Return the names of the exposed methods, without prefix and suffix."""
@@ -108,7 +131,7 @@ class MethodDispatcher:
         return found
 
     def describe(self) -> list[dict[str, Any]]:
-        """Return name, docstring summary and signature of every exposed method."""
+        """Return the description of every exposed method (see :mod:`dispatchers.introspection`)."""
         return describe_callables((name, self.resolve(name)) for name in self.names())
 
 

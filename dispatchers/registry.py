@@ -7,6 +7,7 @@ from typing import Any, TypeVar, overload
 
 from dispatchers.introspection import DESCRIBE_METHOD, describe_callables
 from dispatchers.method import is_plain_method_name
+from dispatchers.params import make_handler
 from rpcengine.engine import RpcHandler
 from rpcengine.errors import MethodNotFound
 from rpcengine.messages import Notification, Request
@@ -33,10 +34,17 @@ class Registry:
 
     Names given explicitly may contain dots; names taken from functions are
     plain identifiers. Registering a name twice raises ValueError.
+
+    With ``unpack_params=True`` the functions take parameters instead
+    (``def add(a, b)``, see :mod:`dispatchers.params`), checked against
+    their annotations unless ``validate=False``; a function marked with
+    :func:`~dispatchers.params.takes_params` takes parameters in either mode.
     """
 
-    def __init__(self, *, introspection: bool = True) -> None:
+    def __init__(self, *, introspection: bool = True, unpack_params: bool = False, validate: bool = True) -> None:
         self.introspection = introspection
+        self.unpack_params = unpack_params
+        self.validate = validate
         self._methods: dict[str, RpcHandler] = {}
 
     @overload
@@ -56,14 +64,18 @@ class Registry:
         return decorator
 
     def add(self, name: str, func: F) -> F:
-        """Register ``func`` under ``name``; return ``func``."""
+        """Register ``func`` under ``name``; return ``func``.
+
+        Raises ValueError for a bad or taken name, TypeError for a function
+        taking parameters whose signature or annotations cannot be used.
+        """
         if not isinstance(name, str) or not name or name == DESCRIBE_METHOD:
             raise ValueError(f"invalid method name {name!r}")
         if not all(is_plain_method_name(part) for part in name.split(".")):
             raise ValueError(f"method name {name!r} must be identifiers not starting with '_', joined by dots")
         if name in self._methods:
             raise ValueError(f"method {name!r} is registered already")
-        self._methods[name] = func
+        self._methods[name] = make_handler(name, func, unpack_params=self.unpack_params, validate=self.validate)
         return func
 
     def __call__(self, request: Request | Notification) -> Any:
@@ -80,5 +92,5 @@ class Registry:
         return sorted(self._methods)
 
     def describe(self) -> list[dict[str, Any]]:
-        """Return name, docstring summary and signature of every registered function."""
+        """Return the description of every registered function (see :mod:`dispatchers.introspection`)."""
         return describe_callables(self._methods.items())

@@ -118,6 +118,11 @@ def _add_serve(subparsers: Any) -> None:
     parser.add_argument("--certfile", help="PEM certificate chain for tls:// and wss:// listeners")
     parser.add_argument("--keyfile", help="PEM private key (if not in --certfile)")
     parser.add_argument(
+        "--unpack-params",
+        action="store_true",
+        help="handlers take the call's data as arguments (def rpc_add(self, a, b)), checked before the call",
+    )
+    parser.add_argument(
         "--heartbeat-interval", type=_non_negative_float, help="seconds between heartbeats (default 5; 0: off)"
     )
     parser.add_argument(

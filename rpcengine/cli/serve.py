@@ -6,7 +6,9 @@ allowed) and, if it is a class, instantiates it with no arguments. A
 :class:`~dispatchers.MethodDispatcher` serves it on every listener. If the
 object has a callable ``on_serve`` attribute, it is called once with the
 list of started servers, so the object can broadcast with
-``server.sessions.notify(method, data)``.
+``server.sessions.notify(method, data)``. With ``--unpack-params`` the
+methods take the call's data as arguments (``def rpc_add(self, a, b)``;
+see :mod:`dispatchers.params`).
 
 The command prints one line per listener, ``listening on URL`` with the
 real port, then runs until SIGINT or SIGTERM and stops every server
@@ -85,7 +87,10 @@ def serve(args: argparse.Namespace) -> int:
     if any(endpoint.tls for endpoint in endpoints):
         context = server_ssl_context(args.certfile, args.keyfile)
     obj = load_object(args.target)
-    dispatcher = MethodDispatcher(obj)
+    try:
+        dispatcher = MethodDispatcher(obj, unpack_params=args.unpack_params)
+    except TypeError as exc:
+        raise CliError(f"{args.target}: {exc}", ExitCode.USAGE) from None
     if not dispatcher.names():
         log.warning("%s exposes no rpc_ methods", args.target)
     stop = stop_requested()

@@ -184,7 +184,8 @@ def test_methods_lists_names_signatures_and_docstrings(url: str) -> None:
     raw = run_cli("methods", url, "--json")
     described = json.loads(raw.stdout)
     assert [entry["name"] for entry in described] == names
-    assert all(set(entry) == {"name", "doc", "signature"} for entry in described)
+    keys = {"name", "doc", "signature", "takes", "params", "returns", "docstring"}
+    assert all(set(entry) == keys and entry["takes"] == "request" for entry in described)
 
 
 def test_listen_prints_the_broadcast_a_notify_causes(url: str) -> None:
