@@ -30,6 +30,7 @@ try:
         return done.returncode, done.stdout.strip(), done.stderr.strip()
 
     assert call("add", "5") == (0, "5", "")
+    assert call("echo", "2", "three") == (0, '[2, "three"]', "")  # several ARGs: a list; JSON, or else a string
     code, _, error = call("add", '"five"')  # 1: the server answered with an Error
     assert code == 1 and json.loads(error)["error"] == "invalid_params"
     assert call("add", "[1,")[0] == 2  # 2: usage (here, invalid JSON)

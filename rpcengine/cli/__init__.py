@@ -2,27 +2,37 @@
 
 ::
 
-    rpcengine serve MODULE:OBJECT URL [URL ...]   expose OBJECT's rpc_ methods
-    rpcengine call URL METHOD [JSON]              send a request, print the result
-    rpcengine notify URL METHOD [JSON]            send a notification
+    rpcengine serve MODULE:OBJECT URL [URL ...]   serve an rpc handler (or --functions MODULE)
+    rpcengine call URL METHOD [ARG ...]           send a request, print the result
+    rpcengine notify URL METHOD [ARG ...]         send a notification
     rpcengine listen URL [--count N] [--duration S]   print notifications as JSON lines
-    rpcengine methods URL                         list the methods a server exposes
+    rpcengine methods URL [NAME]                  list the methods a server exposes, or show one
     rpcengine demo [--keep-running SECONDS]       run the demo
+
+Run bare, ``rpcengine`` prints its help (the command list) and exits with
+code 2, as for any missing argument; ``rpcengine --help`` exits with 0.
 
 URLs are ``tcp://HOST:PORT``, ``tls://HOST:PORT``, ``ws://HOST:PORT/PATH``
 and ``wss://HOST:PORT/PATH``. Every error is reported as one line on
 stderr, ``rpcengine: error: ...``, and an exit code from
 :class:`~rpcengine.cli.errors.ExitCode`; a remote Error's data is printed
-on stderr as one line of JSON instead.
+on stderr as one line of JSON instead. Every command takes ``--trace``
+(every message sent and received on stderr, :mod:`~rpcengine.cli.trace`)
+and ``--log-level``.
 
 This package is rpcengine's front door: unlike the core it uses
 :mod:`transports` and :mod:`dispatchers`, and the core never imports it.
 Its modules: :mod:`~rpcengine.cli.errors` (exit codes),
-:mod:`~rpcengine.cli.urls`, :mod:`~rpcengine.cli.connect`,
-:mod:`~rpcengine.cli.client` (``call``, ``notify``, ``listen``,
-``methods``), :mod:`~rpcengine.cli.serve`, :mod:`~rpcengine.cli.signals`,
-and the demo: :mod:`~rpcengine.cli.demo` with its service, script and page
-server.
+:mod:`~rpcengine.cli.helptext` (the ``--help`` texts),
+:mod:`~rpcengine.cli.urls`, :mod:`~rpcengine.cli.connect` with
+:mod:`~rpcengine.cli.diagnose` and :mod:`~rpcengine.cli.probe` (why a
+connection failed), :mod:`~rpcengine.cli.client` (``call``, ``notify``,
+``listen``, ``methods``) with :mod:`~rpcengine.cli.arguments`,
+:mod:`~rpcengine.cli.output` and :mod:`~rpcengine.cli.describe`,
+:mod:`~rpcengine.cli.serve` with :mod:`~rpcengine.cli.handlers` and
+:mod:`~rpcengine.cli.watch`, :mod:`~rpcengine.cli.trace`,
+:mod:`~rpcengine.cli.signals`, and the demo: :mod:`~rpcengine.cli.demo`
+with its service, script and page server.
 """
 
 from __future__ import annotations
@@ -35,8 +45,9 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from rpcengine import __version__
-from rpcengine.cli.connect import describe_os_error
+from rpcengine.cli.diagnose import describe_os_error
 from rpcengine.cli.errors import PROG, CliError, ExitCode, print_error
+from rpcengine.cli.helptext import DESCRIPTIONS, EPILOGS
 from rpcengine.cli.packages import require_rpcengine_packages
 from rpcengine.errors import (
     ConnectionLost,
@@ -60,6 +71,26 @@ class _Parser(argparse.ArgumentParser):
         """Print the error as one line, with a pointer to ``--help``, and exit with code 2."""
         print_error(f"{message} (see '{self.prog} --help')")
         self.exit(ExitCode.USAGE)
+
+
+class _CommandParser(_Parser):
+    """The parser of one command: options may come between its positional arguments.
+
+    ``call URL echo --string 123`` must read 123 as an ARG, which plain
+    argparse refuses once an option has ended the run of positionals.
+    """
+
+    _intermixing = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """Parse with :meth:`~argparse.ArgumentParser.parse_known_intermixed_args` (which calls back here)."""
+        if self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def _positive_float(text: str) -> float:
@@ -94,15 +125,33 @@ def _positive_int(text: str) -> int:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     """Add the options every subcommand takes."""
-    parser.add_argument("--log-level", choices=_LOG_LEVELS, default="warning", help="logging level (default: warning)")
+    parser.add_argument(
+        "--log-level",
+        choices=_LOG_LEVELS,
+        default="warning",
+        help="logging level on stderr (default: warning; debug shows connections and calls)",
+    )
+    parser.add_argument(
+        "--trace", action="store_true", help="print every message sent (→) and received (←) on stderr, with the time"
+    )
 
 
-def _client_options(parser: argparse.ArgumentParser) -> None:
+def _add_command(subparsers: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    """Add the subcommand ``name`` with its plain-text description and examples (see helptext)."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=DESCRIPTIONS[name],
+        epilog=EPILOGS[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+def _client_options(parser: argparse.ArgumentParser, timeout_help: str) -> None:
     """Add the options of the commands that connect to a server."""
     parser.add_argument("url", metavar="URL", help="tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH or wss://...")
-    parser.add_argument(
-        "--timeout", type=_positive_float, default=30.0, help="seconds to connect, and to wait for the answer (30)"
-    )
+    parser.add_argument("--timeout", type=_positive_float, default=30.0, help=timeout_help)
     parser.add_argument("--cafile", help="trust the certificates in this PEM file (tls:// and wss://)")
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's certificate")
     _common(parser)
@@ -112,9 +161,14 @@ def _add_serve(subparsers: Any) -> None:
     """Add the ``serve`` subcommand."""
     from rpcengine.cli.serve import serve
 
-    parser = subparsers.add_parser("serve", help="expose an object's rpc_ methods", description=serve.__doc__)
-    parser.add_argument("target", metavar="MODULE:OBJECT", help="object (or class, instantiated) to expose")
+    parser = _add_command(subparsers, "serve", "serve an rpc handler (MODULE:OBJECT, or --functions MODULE)")
+    parser.add_argument(
+        "target", metavar="MODULE:OBJECT", help="what to serve (with --functions: a MODULE, its functions)"
+    )
     parser.add_argument("urls", metavar="URL", nargs="+", help="listener: tcp://HOST:PORT, ws://HOST:PORT/PATH, ...")
+    parser.add_argument(
+        "--functions", action="store_true", help="serve the public functions of the module named by the target"
+    )
     parser.add_argument("--certfile", help="PEM certificate chain for tls:// and wss:// listeners")
     parser.add_argument("--keyfile", help="PEM private key (if not in --certfile)")
     parser.add_argument(
@@ -142,33 +196,64 @@ def _add_clients(subparsers: Any) -> None:
     """Add the ``call``, ``notify``, ``listen`` and ``methods`` subcommands."""
     from rpcengine.cli import client
 
-    call = subparsers.add_parser("call", help="send a request and print its result as JSON")
-    _client_options(call)
+    answer_timeout = "seconds to connect, and to wait for the answer (30)"
+    call = _add_command(subparsers, "call", "send a request and print its result as JSON")
+    _client_options(call, answer_timeout)
     call.add_argument("method", metavar="METHOD")
-    call.add_argument("data", metavar="JSON", nargs="?", help="the request data as JSON ('-': read stdin)")
+    _data_options(call)
+    _output_options(call)
     call.set_defaults(run=client.call)
 
-    notify = subparsers.add_parser("notify", help="send a notification")
-    _client_options(notify)
+    notify = _add_command(subparsers, "notify", "send a notification")
+    _client_options(notify, "seconds to connect (30); no answer is waited for")
     notify.add_argument("method", metavar="METHOD")
-    notify.add_argument("data", metavar="JSON", nargs="?", help="the notification data as JSON ('-': read stdin)")
+    _data_options(notify)
     notify.set_defaults(run=client.notify)
 
-    listen = subparsers.add_parser("listen", help="print every notification the server sends, one JSON line each")
-    _client_options(listen)
+    listen = _add_command(subparsers, "listen", "print every notification the server sends, one JSON line each")
+    _client_options(listen, "seconds to connect (30); --duration bounds the listening")
     listen.add_argument("--count", type=_positive_int, help="exit after this many notifications")
     listen.add_argument("--duration", type=_positive_float, help="exit after this many seconds")
     listen.set_defaults(run=client.listen)
 
-    methods = subparsers.add_parser("methods", help="list the methods a server exposes (rpcengine.describe)")
-    _client_options(methods)
-    methods.add_argument("--json", action="store_true", help="print the raw description as JSON")
+    methods = _add_command(subparsers, "methods", "list the methods a server exposes, or show one in full")
+    _client_options(methods, answer_timeout)
+    methods.add_argument("name", metavar="NAME", nargs="?", help="show this method in full")
+    methods.add_argument("--json", action="store_true", help="print the description as JSON")
+    _output_options(methods)
     methods.set_defaults(run=client.methods)
+
+
+def _data_options(parser: argparse.ArgumentParser) -> None:
+    """Add the positional ARGs of ``call`` and ``notify`` and how to read them."""
+    parser.add_argument(
+        "data", metavar="ARG", nargs="*", help="the data: one value, or several sent as a list ('-': read stdin)"
+    )
+    reading = parser.add_mutually_exclusive_group()
+    reading.add_argument(
+        "--json", dest="mode", action="store_const", const="json", help="every ARG must be JSON (else exit 2)"
+    )
+    reading.add_argument(
+        "--string", dest="mode", action="store_const", const="string", help="send every ARG as a string"
+    )
+    parser.set_defaults(mode="auto")
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--pretty`` and ``--compact`` (default: pretty on a terminal, compact when piped)."""
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument(
+        "--pretty", dest="pretty", action="store_const", const=True, help="indent the JSON (default on a terminal)"
+    )
+    layout.add_argument(
+        "--compact", dest="pretty", action="store_const", const=False, help="one line of JSON (default when piped)"
+    )
+    parser.set_defaults(pretty=None)
 
 
 def _add_demo(subparsers: Any) -> None:
     """Add the ``demo`` subcommand (its module is imported only when it runs)."""
-    demo = subparsers.add_parser("demo", help="run a server and a scripted client that show what rpcengine does")
+    demo = _add_command(subparsers, "demo", "run a server and scripted clients that show what rpcengine does")
     demo.add_argument(
         "--keep-running",
         type=_non_negative_float,
@@ -191,14 +276,21 @@ def _run_demo(args: argparse.Namespace) -> int:
     """Run the demo (imported lazily: it pulls in every transport)."""
     from rpcengine.cli.demo import run_demo
 
-    return run_demo(keep_running=args.keep_running, base_port=args.base_port)
+    return run_demo(keep_running=args.keep_running, base_port=args.base_port, trace=args.trace)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``rpcengine`` command."""
-    parser = _Parser(prog=PROG, description="Serve, call and watch rpcengine servers.")
+    parser = _Parser(
+        prog=PROG,
+        description=DESCRIPTIONS[PROG],
+        epilog=EPILOGS[PROG],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", required=True, parser_class=_CommandParser
+    )
     _add_serve(subparsers)
     _add_clients(subparsers)
     _add_demo(subparsers)
@@ -219,7 +311,7 @@ def _exit_code(exc: BaseException) -> tuple[int, str | None]:
     if isinstance(exc, CliError):
         return exc.code, exc.message
     if isinstance(exc, RequestException):
-        from rpcengine.cli.client import dump_json
+        from rpcengine.cli.output import dump_json
 
         print(dump_json(exc.data), file=sys.stderr, flush=True)
         return ExitCode.REMOTE_ERROR, None
@@ -252,6 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_error(exc.message)
         return exc.code
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        parser.print_help()  # run bare: the command list, and the usage exit code
+        return ExitCode.USAGE
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed

@@ -2,25 +2,31 @@
 
 Each takes the parsed arguments, connects (see :mod:`rpcengine.cli.connect`),
 does its work, closes the connection and returns an exit code; failures are
-raised for :func:`rpcengine.cli.main` to report in one line.
+raised for :func:`rpcengine.cli.main` to report in one line. ``--trace``
+prints every message on stderr (:mod:`rpcengine.cli.trace`); ``--log-level
+debug`` logs the connection and each call.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import sys
 from typing import Any
 
 from gevent.event import Event
 
 from dispatchers.introspection import DESCRIBE_METHOD
+from rpcengine.cli.arguments import Values, clip, parse_values, quoting_hints
 from rpcengine.cli.connect import client_ssl_context, connect
+from rpcengine.cli.describe import format_method, format_summary
 from rpcengine.cli.errors import CliError, ExitCode
+from rpcengine.cli.output import dump_json, wants_pretty
 from rpcengine.cli.signals import stop_requested
+from rpcengine.cli.trace import Tracer
 from rpcengine.cli.urls import Endpoint, parse_url
 from rpcengine.engine import Engine
-from rpcengine.errors import ConnectionLost, MethodNotFound
+from rpcengine.errors import ConnectionLost, MethodNotFound, RequestException
 from rpcengine.messages import Notification
 
 __all__ = [
@@ -31,38 +37,15 @@ __all__ = [
     "listen",
     "methods",
     "notify",
-    "parse_json_argument",
+    "parse_arguments",
 ]
 
-
-def parse_json_argument(text: str | None) -> Any:
-    """Return the value of a JSON command line argument (``None`` when absent, stdin for ``-``).
-
-    Raises CliError (exit 2) for text that is not JSON; NaN and Infinity are
-    refused as the wire protocol refuses them.
-    """
-    if text is None:
-        return None
-    if text == "-":
-        text = sys.stdin.read()
-
-    def refuse_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not allowed in JSON")
-
-    try:
-        return json.loads(text, parse_constant=refuse_constant)
-    except ValueError as exc:
-        raise CliError(f"invalid JSON argument {_clip(text)!r}: {exc}", ExitCode.USAGE) from None
+log = logging.getLogger(__name__)
 
 
-def dump_json(value: Any) -> str:
-    """Return ``value`` as one line of JSON (non-ASCII characters kept as they are)."""
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-
-
-def _clip(text: str, limit: int = 40) -> str:
-    """Return ``text`` shortened to ``limit`` characters for an error message."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def parse_arguments(args: argparse.Namespace) -> Values:
+    """Return the positional values of ``call`` or ``notify`` read as ``--json``/``--string`` ask."""
+    return parse_values(args.data, args.mode)
 
 
 def ignore_notifications(message: Any) -> None:
@@ -82,57 +65,78 @@ def close_flushed(engine: Engine, timeout: float = 2.0) -> None:
     if callable(flush):
         flush(timeout)
     engine.close()
+    log.debug("connection closed")
 
 
 def _open(args: argparse.Namespace, rpc_handler: Any = ignore_notifications, **options: Any) -> Engine:
-    """Parse ``args.url`` and connect to it with the TLS and timeout options of ``args``."""
+    """Parse ``args.url`` and connect to it with the TLS, timeout and trace options of ``args``."""
     endpoint: Endpoint = parse_url(args.url)
     context = client_ssl_context(args.cafile, args.insecure) if endpoint.tls else None
-    return connect(endpoint, rpc_handler, timeout=args.timeout, ssl_context=context, **options)
+    engine = connect(endpoint, rpc_handler, timeout=args.timeout, ssl_context=context, **options)
+    if args.trace:
+        Tracer().attach(engine, endpoint.url)
+    return engine
+
+
+def _print_remote_error(data: Any, hints: list[str]) -> int:
+    """Print an Error answer's data as one line of JSON on stderr, then any hints; return exit code 1."""
+    print(dump_json(data), file=sys.stderr, flush=True)
+    for hint in hints:
+        print(hint, file=sys.stderr, flush=True)
+    return ExitCode.REMOTE_ERROR
 
 
 def call(args: argparse.Namespace) -> int:
-    """``call URL METHOD [JSON]``: send one request and print its result as JSON."""
-    data = parse_json_argument(args.data)
+    """``call URL METHOD [ARG ...]``: send one request and print its result as JSON (blocks)."""
+    values = parse_arguments(args)
     engine = _open(args)
+    log.debug("calling %s with %s", args.method, clip(dump_json(values.data), 200))
     try:
-        result = engine.request(args.method, data, timeout=args.timeout)
+        result = engine.request(args.method, values.data, timeout=args.timeout)
+    except RequestException as exc:
+        log.debug("%s answered with an Error", args.method)
+        return _print_remote_error(exc.data, quoting_hints(values, exc.data))
     finally:
         close_flushed(engine)
-    print(dump_json(result), flush=True)
+    log.debug("%s answered", args.method)
+    print(dump_json(result, wants_pretty(args.pretty)), flush=True)
     return ExitCode.OK
 
 
 def notify(args: argparse.Namespace) -> int:
-    """``notify URL METHOD [JSON]``: send one notification; nothing comes back."""
-    data = parse_json_argument(args.data)
+    """``notify URL METHOD [ARG ...]``: send one notification; nothing comes back."""
+    values = parse_arguments(args)
     engine = _open(args)
+    log.debug("notifying %s with %s", args.method, clip(dump_json(values.data), 200))
     try:
-        engine.notify(args.method, data)
+        engine.notify(args.method, values.data)
     finally:
         close_flushed(engine)
     return ExitCode.OK
 
 
 def methods(args: argparse.Namespace) -> int:
-    """``methods URL``: list the methods a server exposes, with signatures and docstrings."""
+    """``methods URL [NAME]``: list the methods a server exposes, or show one in full."""
     engine = _open(args)
     try:
         described = engine.request(DESCRIBE_METHOD, None, timeout=args.timeout)
     finally:
         close_flushed(engine)
-    if args.json:
-        print(dump_json(described), flush=True)
-        return ExitCode.OK
     if not isinstance(described, list):
-        raise CliError(f"unexpected answer to {DESCRIBE_METHOD}: {_clip(dump_json(described))}", ExitCode.REMOTE_ERROR)
-    for entry in described:
-        if not isinstance(entry, dict):
-            continue
-        print(f"{entry.get('name', '?')}{entry.get('signature', '')}")
-        if entry.get("doc"):
-            print(f"    {' '.join(str(entry['doc']).split())}")
-    sys.stdout.flush()
+        raise CliError(f"unexpected answer to {DESCRIBE_METHOD}: {clip(dump_json(described))}", ExitCode.REMOTE_ERROR)
+    entries = [entry for entry in described if isinstance(entry, dict)]
+    if args.name is not None:
+        found = [entry for entry in entries if entry.get("name") == args.name]
+        if not found:
+            names = ", ".join(str(entry.get("name")) for entry in entries) or "none"
+            raise CliError(f"{args.url} has no method {args.name!r}; it has: {names}", ExitCode.REMOTE_ERROR)
+        entries = found
+    if args.json:
+        chosen: Any = entries[0] if args.name is not None else described
+        print(dump_json(chosen, wants_pretty(args.pretty)), flush=True)
+        return ExitCode.OK
+    lines = format_method(entries[0]) if args.name is not None else format_summary(entries)
+    print("\n".join(lines), flush=True)
     return ExitCode.OK
 
 
@@ -161,7 +165,7 @@ class _Printer:
 
 
 def listen(args: argparse.Namespace) -> int:
-    """``listen URL``: print every notification the server sends, one JSON line each.
+    """``listen URL``: print every notification the server sends, one JSON line each (blocks).
 
     Ends with exit code 0 after ``--count`` notifications, after
     ``--duration`` seconds, or on Ctrl-C/SIGTERM; with 4 if the connection

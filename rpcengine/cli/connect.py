@@ -9,6 +9,7 @@ the TCP commands work without it. Every failure to reach a server becomes a
 from __future__ import annotations
 
 import importlib
+import logging
 import ssl
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -16,6 +17,7 @@ from typing import Any
 
 import gevent
 
+from rpcengine.cli.diagnose import NoAnswer, describe_os_error, explain
 from rpcengine.cli.errors import CliError, ExitCode
 from rpcengine.cli.urls import Endpoint
 from rpcengine.engine import Engine, RpcHandler
@@ -30,6 +32,8 @@ __all__ = [
     "server_ssl_context",
     "websocket_available",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def load_websocket() -> ModuleType:
@@ -91,29 +95,42 @@ def connect(
 ) -> Engine:
     """Connect to ``endpoint`` and return a ready Engine; blocks (yields) at most ``timeout`` seconds.
 
-    Raises CliError with exit code 4 if the server cannot be reached, refuses
-    the handshake or closes meanwhile, and with exit code 2 if the transport
-    for the scheme is missing.
+    Raises CliError with exit code 4 if the server cannot be reached, does
+    not answer in time, refuses the handshake or closes meanwhile; the
+    message names the likely cause (see :mod:`rpcengine.cli.diagnose`,
+    which may take a few seconds more to probe the port). Exit code 2 if
+    the transport for the scheme is missing.
     """
     if endpoint.tls and ssl_context is None:
         ssl_context = client_ssl_context()
     opener = _websocket_opener(endpoint) if endpoint.websocket else _tcp_opener(endpoint)
+    log.debug("connecting to %s (timeout %g s)", endpoint.url, timeout)
+    # The transports' own deadlines come later, so that a silent server is told apart from a refusal.
+    inner = timeout + _INNER_GRACE
+    deadline = gevent.Timeout(timeout)
+    deadline.start()
+    failure: BaseException
     try:
-        with gevent.Timeout(timeout + 1.0, TimeoutError(f"not connected within {timeout} s")):
-            return opener(rpc_handler, timeout=timeout, ssl_context=ssl_context, **options)
-    except ProtocolError as exc:
-        raise CliError(f"{endpoint.url} refused the handshake: {exc}", ExitCode.CONNECTION) from None
-    except ConnectionLost as exc:
-        raise CliError(f"connection to {endpoint.url} lost: {exc}", ExitCode.CONNECTION) from None
-    except (OSError, ssl.SSLError) as exc:
-        raise CliError(f"cannot connect to {endpoint.url}: {describe_os_error(exc)}", ExitCode.CONNECTION) from None
+        engine = opener(rpc_handler, timeout=inner, ssl_context=ssl_context, **options)
+    except gevent.Timeout as exc:
+        if exc is not deadline:
+            raise
+        failure = NoAnswer(timeout)
+    except (ProtocolError, ConnectionLost, OSError) as exc:  # ssl.SSLError is an OSError
+        # A transport may catch the deadline and raise its own error: the deadline says it fired.
+        failure = exc if deadline.pending else NoAnswer(timeout)
+    else:
+        session = getattr(engine.transport, "session_id", "") or "none"
+        log.debug("connected to %s (session %s)", endpoint.url, session)
+        return engine
+    finally:
+        deadline.cancel()
+    log.debug("connecting to %s failed: %r", endpoint.url, failure)
+    raise CliError(explain(endpoint, failure, timeout), ExitCode.CONNECTION) from None
 
 
-def describe_os_error(exc: BaseException) -> str:
-    """Return the readable part of an OSError (``Connection refused`` rather than ``[Errno 111] ...``)."""
-    strerror = getattr(exc, "strerror", None)
-    return strerror if isinstance(strerror, str) and strerror else str(exc) or type(exc).__name__
-
+#: Seconds the transports' own connect and handshake deadlines wait beyond the command's.
+_INNER_GRACE = 5.0
 
 Opener = Callable[..., Engine]
 

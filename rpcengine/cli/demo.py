@@ -11,7 +11,10 @@ remote error, a timeout and introspection (see
 
 The demo ends by itself after the script, or after ``keep_running``
 seconds more (alice adds 1 every two seconds meanwhile, so an open page
-moves), or on Ctrl-C/SIGTERM; every server is stopped before it returns.
+moves), or on Ctrl-C/SIGTERM; every server is stopped before it returns,
+and the demo says that the browser page is gone with them. The page itself
+says so too when its connection ends. ``trace`` prints every message the
+servers send and receive on stderr (see :mod:`rpcengine.cli.trace`).
 """
 
 from __future__ import annotations
@@ -23,13 +26,16 @@ from typing import Any, TextIO
 import gevent
 
 from dispatchers.method import MethodDispatcher
+from dispatchers.middleware import with_middleware
 from rpcengine.cli.connect import load_websocket, websocket_available
 from rpcengine.cli.demo_script import DemoClient, run_script
 from rpcengine.cli.demo_service import DemoService
 from rpcengine.cli.demo_web import DemoPageServer
 from rpcengine.cli.errors import ExitCode
 from rpcengine.cli.signals import stop_requested
+from rpcengine.cli.trace import Tracer
 from rpcengine.cli.urls import format_url
+from rpcengine.cli.watch import server_watchers
 from transports import tcp
 
 __all__ = ["HOST", "WS_PATH", "run_demo"]
@@ -64,11 +70,12 @@ def _start(make: Callable[[int], Any], port: int) -> Any:
 class _Demo:
     """The servers and clients of one demo run."""
 
-    def __init__(self, base_port: int, out: TextIO) -> None:
+    def __init__(self, base_port: int, out: TextIO, trace: bool = False) -> None:
         self.out = out
         self.base_port = base_port
+        self.hooks, middleware = server_watchers(Tracer() if trace else None)
         self.service = DemoService()
-        self.dispatcher = MethodDispatcher(self.service)
+        self.dispatcher = with_middleware(MethodDispatcher(self.service), *middleware)
         self.servers: list[Any] = []
         self.page: DemoPageServer | None = None
         self.ws_url: str | None = None
@@ -80,7 +87,7 @@ class _Demo:
 
     def start(self) -> None:
         """Start the TCP server and, if the transport exists, the WebSocket server and the page."""
-        tcp_server = _start(lambda port: tcp.TcpServer((HOST, port), self.dispatcher), self.port(0))
+        tcp_server = _start(lambda port: tcp.TcpServer((HOST, port), self.dispatcher, **self.hooks), self.port(0))
         self.servers.append(tcp_server)
         self.tcp_url = format_url("tcp", HOST, tcp_server.address[1])
         if websocket_available():
@@ -89,7 +96,9 @@ class _Demo:
             # Browsers send the page's origin: admit the demo page, and programs (no Origin), only.
             origins = [f"http://{HOST}:{page.address[1]}", f"http://localhost:{page.address[1]}", None]
             ws_server = _start(
-                lambda port: websocket.WebSocketServer((HOST, port), {WS_PATH: self.dispatcher}, origins=origins),
+                lambda port: websocket.WebSocketServer(
+                    (HOST, port), {WS_PATH: self.dispatcher}, origins=origins, **self.hooks
+                ),
                 self.port(1),
             )
             self.servers.append(ws_server)
@@ -120,8 +129,9 @@ class _Demo:
         say(f"  TCP server        {self.tcp_url}")
         if self.ws_url is not None and self.page is not None:
             say(f"  WebSocket server  {self.ws_url}")
-            say(f"  browser page      http://{HOST}:{self.page.address[1]}/")
-            say("                    (open it to watch the broadcasts live; add --keep-running 300 to keep it up)")
+            say(f"  browser page      {self.page_url}")
+            say("                    (it shows calls and broadcasts live while the demo runs;")
+            say("                    the demo stops after its script: add --keep-running 300 to keep it up)")
         else:
             say("  note: the WebSocket transport (transports.websocket) is not available,")
             say("        so this demo runs over TCP only and there is no browser page")
@@ -130,13 +140,27 @@ class _Demo:
         say(f"alice connects over TCP, bob over {transport}.")
         say()
 
+    @property
+    def page_url(self) -> str | None:
+        """The browser page's address, or None without the WebSocket transport."""
+        return None if self.page is None else f"http://{HOST}:{self.page.address[1]}/"
+
+    def farewell(self) -> None:
+        """Say plainly that everything stopped, the browser page with it."""
+        self.say()
+        self.say("done: every server stopped")
+        if self.page_url is not None:
+            self.say(
+                f"the browser page {self.page_url} is gone with them; rpcengine demo --keep-running 300 keeps it up"
+            )
+
     def say(self, text: str = "") -> None:
         """Print one line of the demo's output."""
         print(text, file=self.out, flush=True)
 
     def keep_running(self, seconds: float, stop: Any, alice: DemoClient) -> None:
         """Serve ``seconds`` more (or until ``stop``), alice adding 1 every TICK seconds."""
-        where = f"http://{HOST}:{self.page.address[1]}/" if self.page is not None else self.tcp_url
+        where = self.page_url or self.tcp_url
         self.say()
         self.say(f"serving {where} for {seconds:g} s more (alice adds 1 every {TICK:g} s); Ctrl-C stops")
         deadline = gevent.get_hub().loop.now() + seconds
@@ -157,13 +181,16 @@ class _Demo:
             self.page.stop(1.0)
 
 
-def run_demo(*, keep_running: float = 0.0, base_port: int = 7300, out: TextIO | None = None) -> int:
+def run_demo(
+    *, keep_running: float = 0.0, base_port: int = 7300, out: TextIO | None = None, trace: bool = False
+) -> int:
     """Run the demo; return exit code 0. Blocks (yields) until it is over.
 
     ``base_port``, ``base_port + 1`` and ``base_port + 2`` are tried for TCP,
     WebSocket and the page (free ports if taken; ``0``: free ports always).
+    ``trace`` prints every message the servers send and receive on stderr.
     """
-    demo = _Demo(base_port, out or sys.stdout)
+    demo = _Demo(base_port, out or sys.stdout, trace)
     stop = stop_requested()
     try:
         demo.start()
@@ -175,13 +202,11 @@ def run_demo(*, keep_running: float = 0.0, base_port: int = 7300, out: TextIO | 
         if not script.ready():
             script.kill()
             demo.say("interrupted")
-            return ExitCode.OK
-        if script.value is not None:
+        elif script.value is not None:
             raise script.value
-        if keep_running > 0:
+        elif keep_running > 0:
             demo.keep_running(keep_running, stop, alice)
-        demo.say()
-        demo.say("done: every server stopped")
-        return ExitCode.OK
     finally:
         demo.stop()
+    demo.farewell()
+    return ExitCode.OK

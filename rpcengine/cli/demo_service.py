@@ -68,6 +68,10 @@ class DemoService:
             raise _invalid('say takes {"name": str, "text": str}', got=data)
         self.broadcast("chat.message", {"name": data["name"][:40], "text": data["text"][:500]})
 
+    def rpc_echo(self, request: Any) -> Any:
+        """Return the data as it arrived: shows how the command line reads its arguments."""
+        return request.data
+
     def rpc_greet(self, request: Any) -> str:
         """Ask the caller its name with a request back over the same connection (whoami); greet it."""
         name = request.engine.request("whoami", timeout=5)

@@ -1,69 +1,42 @@
-"""The ``serve`` command: expose an object's ``rpc_`` methods on one or more listeners.
+"""The ``serve`` command: serve an rpc handler on one or more listeners.
 
 ``rpcengine serve MODULE:OBJECT URL...`` imports ``MODULE`` (the current
-directory is searched first), takes ``OBJECT`` from it (a dotted path is
-allowed) and, if it is a class, instantiates it with no arguments. A
-:class:`~dispatchers.MethodDispatcher` serves it on every listener. If the
-object has a callable ``on_serve`` attribute, it is called once with the
-list of started servers, so the object can broadcast with
-``server.sessions.notify(method, data)``. With ``--unpack-params`` the
-methods take the call's data as arguments (``def rpc_add(self, a, b)``;
+directory is searched first) and takes ``OBJECT`` from it (a dotted path is
+allowed); ``rpcengine serve --functions MODULE URL...`` serves the module's
+public functions. :mod:`rpcengine.cli.handlers` says what may be served: an
+object with ``rpc_`` methods (a class is instantiated with no arguments),
+a :class:`~dispatchers.Registry`, a dispatcher, or any callable taking the
+request. If the object (or the module, with ``--functions``) has a callable
+``on_serve``, it is called once with the list of started servers, so it
+can broadcast with ``server.sessions.notify(method, data)``. With ``--unpack-params``
+the methods take the call's data as arguments (``def rpc_add(self, a, b)``;
 see :mod:`dispatchers.params`).
 
 The command prints one line per listener, ``listening on URL`` with the
 real port, then runs until SIGINT or SIGTERM and stops every server
-gracefully (see :meth:`transports.tcp.TcpServer.stop`).
+gracefully (see :meth:`transports.tcp.TcpServer.stop`). ``--trace`` prints
+every message on stderr (:mod:`rpcengine.cli.trace`), ``--log-level debug``
+logs connections and calls (:mod:`rpcengine.cli.watch`).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import inspect
 import logging
-import os
-import sys
 from typing import Any
 
-from dispatchers.method import MethodDispatcher
+from dispatchers.middleware import with_middleware
 from rpcengine.cli.connect import open_listeners, server_ssl_context
-from rpcengine.cli.errors import CliError, ExitCode
+from rpcengine.cli.errors import ExitCode
+from rpcengine.cli.handlers import Served, load_object, rpc_handler_for, serve_functions
 from rpcengine.cli.signals import stop_requested
+from rpcengine.cli.trace import Tracer
 from rpcengine.cli.urls import parse_url
+from rpcengine.cli.watch import server_watchers
 
-__all__ = ["load_object", "serve", "server_options"]
+__all__ = ["load_object", "load_served", "serve", "server_options"]
 
 log = logging.getLogger(__name__)
-
-
-def load_object(target: str) -> Any:
-    """Import ``MODULE:OBJECT`` and return the object, instantiating a class with no arguments.
-
-    Raises CliError (exit 2) if the module or attribute cannot be found or
-    the class cannot be instantiated.
-    """
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise CliError(f"expected MODULE:OBJECT, got {target!r}", ExitCode.USAGE)
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CliError(f"cannot import module {module_name!r}: {exc}", ExitCode.USAGE) from None
-    except Exception as exc:
-        raise CliError(f"importing {module_name!r} raised {type(exc).__name__}: {exc}", ExitCode.USAGE) from None
-    for part in attribute.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise CliError(f"{module_name!r} has no attribute {attribute!r}", ExitCode.USAGE) from None
-    if inspect.isclass(obj):
-        try:
-            obj = obj()
-        except Exception as exc:
-            raise CliError(f"{target}() raised {type(exc).__name__}: {exc}", ExitCode.USAGE) from None
-    return obj
 
 
 def server_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -80,26 +53,34 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def load_served(args: argparse.Namespace) -> Served:
+    """Return what ``args`` ask to serve (``--functions MODULE`` or ``MODULE:OBJECT``); raise CliError (exit 2)."""
+    options = {"unpack_params": True} if getattr(args, "unpack_params", False) else {}
+    try:
+        if args.functions:
+            return serve_functions(args.target, **options)
+        return rpc_handler_for(load_object(args.target), args.target, **options)
+    except TypeError as exc:  # a signature that cannot be checked (see dispatchers.params)
+        raise CliError(f"{args.target}: {exc}", ExitCode.USAGE) from None
+
+
 def serve(args: argparse.Namespace) -> int:
-    """Run ``serve``: start the listeners, print their URLs, wait for a signal, stop gracefully."""
+    """Run ``serve``: start the listeners, print their URLs, wait for a signal, stop gracefully (blocks)."""
     endpoints = [parse_url(url, listening=True) for url in args.urls]
     context = None
     if any(endpoint.tls for endpoint in endpoints):
         context = server_ssl_context(args.certfile, args.keyfile)
-    obj = load_object(args.target)
-    try:
-        dispatcher = MethodDispatcher(obj, unpack_params=args.unpack_params)
-    except TypeError as exc:
-        raise CliError(f"{args.target}: {exc}", ExitCode.USAGE) from None
-    if not dispatcher.names():
-        log.warning("%s exposes no rpc_ methods", args.target)
+    served = load_served(args)
+    if served.names is not None and not served.names:
+        log.warning("%s serves no methods", args.target)
+    hooks, middleware = server_watchers(Tracer() if args.trace else None)
+    handler = with_middleware(served.handler, *middleware) if middleware else served.handler
     stop = stop_requested()
-    started = open_listeners(endpoints, dispatcher, ssl_context=context, **server_options(args))
+    started = open_listeners(endpoints, handler, ssl_context=context, **hooks, **server_options(args))
     servers = [server for server, _ in started]
     try:
-        hook = getattr(obj, "on_serve", None)
-        if callable(hook):
-            hook(servers)
+        if served.on_serve is not None:
+            served.on_serve(servers)
         for _, real in started:
             for endpoint in real:
                 print(f"listening on {endpoint.url}", flush=True)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import re
 import shutil
 import signal
 import socket
@@ -17,79 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-SERVICE = "rpcengine.cli.demo_service:DemoService"
-URL_LINE = re.compile(r"^listening on ((?:tcp|tls|ws|wss)://\S+)$")
-
-
-def run_cli(*args: str, timeout: float = 20, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m rpcengine ARGS` to completion."""
-    return subprocess.run(
-        [sys.executable, "-m", "rpcengine", *args], capture_output=True, text=True, timeout=timeout, input=stdin
-    )
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> str:
-    """Assert the exit code and that stderr is exactly one line without a traceback; return it."""
-    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
-class Served:
-    """A `rpcengine serve` subprocess and the URLs it printed (read by a thread, so reads can time out)."""
-
-    def __init__(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rpcengine", "serve", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=cwd,
-            env=env,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.urls: list[str] = []
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put("")
-
-    def wait_for(self, count: int, timeout: float = 15) -> list[str]:
-        """Read the `listening on URL` lines; fail with stderr if the server exits first."""
-        deadline = time.monotonic() + timeout
-        while len(self.urls) < count:
-            try:
-                line = self.lines.get(timeout=max(0.1, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"serve printed no URL within {timeout} s") from None
-            if not line:
-                assert self.proc.stderr is not None
-                raise AssertionError(f"serve exited {self.proc.wait(5)}: {self.proc.stderr.read()}")
-            match = URL_LINE.match(line.strip())
-            assert match, line
-            self.urls.append(match.group(1))
-        return self.urls
-
-    def stop(self, signum: int = signal.SIGTERM) -> int:
-        """Signal the server and return its exit code (kill it if it does not end in time)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signum)
-        try:
-            return self.proc.wait(15)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait(5)
-            if self.proc.stderr is not None:
-                self.proc.stderr.close()
+from helpers.cli import SERVICE, Served, assert_one_line_error, free_port, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +27,6 @@ def url() -> Iterator[str]:
     finally:
         code = served.stop()
     assert code == 0
-
-
-def free_port() -> int:
-    """Return a TCP port nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- the package entry point ------------------------------------------------------
@@ -180,7 +99,7 @@ def test_methods_lists_names_signatures_and_docstrings(url: str) -> None:
     assert "add(request: 'Any') -> 'int'" in lines or "add(request)" in lines or lines[0].startswith("add(")
     assert any(line.startswith("    Add an integer") for line in lines)
     names = [line.split("(")[0] for line in lines if not line.startswith(" ")]
-    assert names == ["add", "get", "greet", "say", "sleep"]
+    assert names == ["add", "echo", "get", "greet", "say", "sleep"]
     raw = run_cli("methods", url, "--json")
     described = json.loads(raw.stdout)
     assert [entry["name"] for entry in described] == names
@@ -240,9 +159,15 @@ def test_bad_url_exits_2(bad_url: str) -> None:
     assert_one_line_error(run_cli("call", bad_url, "get"), 2, "rpcengine: error: bad URL")
 
 
-@pytest.mark.parametrize("bad_json", ["[1,", "NaN", "{'a': 1}", "five"])
-def test_invalid_json_exits_2(bad_json: str) -> None:
-    assert_one_line_error(run_cli("call", "tcp://127.0.0.1:1", "add", bad_json), 2, "invalid JSON argument")
+@pytest.mark.parametrize("bad_json", ["[1,", "{'a': 1}", '"unterminated', "{a: 1}"])
+def test_an_argument_that_starts_like_json_but_is_not_exits_2(bad_json: str) -> None:
+    line = assert_one_line_error(run_cli("call", "tcp://127.0.0.1:1", "add", bad_json), 2, "invalid JSON argument")
+    assert "--string" in line or "single quotes" in line
+
+
+@pytest.mark.parametrize("bad_json", ["NaN", "five", "[1,"])
+def test_invalid_json_with_the_json_flag_exits_2(bad_json: str) -> None:
+    assert_one_line_error(run_cli("call", "tcp://127.0.0.1:1", "add", "--json", bad_json), 2, "invalid JSON argument")
 
 
 def test_missing_arguments_are_one_line_usage_errors() -> None:

@@ -35,6 +35,7 @@ STEPS = [
     "   RequestTimeout: no answer to 'sleep'",
     "7. introspection:",
     "   add    Add an integer (default 1) to the counter",
+    "   echo   Return the data as it arrived",
     "done: every server stopped",
 ]
 
@@ -59,7 +60,14 @@ def test_the_readme_demo_command_runs_the_script_and_exits_0() -> None:
     if HAS_WEBSOCKET:
         assert "alice connects over TCP, bob over WebSocket." in result.stdout
         assert re.search(r"WebSocket server\s+ws://127\.0\.0\.1:\d+/demo", result.stdout)
-        assert re.search(r"browser page\s+http://127\.0\.0\.1:\d+/", result.stdout)
+        page = re.search(r"browser page\s+(http://127\.0\.0\.1:\d+/)", result.stdout)
+        assert page
+        # The page is only alive while the demo runs: the demo says so up front, and that it is gone at the end.
+        assert "the demo stops after its script: add --keep-running 300 to keep it up" in result.stdout
+        last = result.stdout.rstrip().splitlines()[-1]
+        assert (
+            last == f"the browser page {page.group(1)} is gone with them; rpcengine demo --keep-running 300 keeps it up"
+        )
     else:
         assert "runs over TCP only" in result.stdout
     assert time.monotonic() - started < 30
@@ -139,6 +147,9 @@ def test_keep_running_serves_the_browser_page_until_ctrl_c() -> None:
         assert status == 200
         html = body.decode()
         assert "rpcengine.Client" in html and "{{RPCENGINE_WS_URL}}" not in html
+        assert re.search(r'<link rel="icon" type="image/svg\+xml" href="data:image/svg\+xml,[^"]+">', html)
+        assert 'log("call", shown + " → "' in html  # the page logs its calls, not only broadcasts
+        assert "disconnected: the demo has stopped" in html  # and says when its link is gone
         ws_url = re.search(r'<meta name="rpcengine-ws" content="(ws://127\.0\.0\.1:\d+/demo)">', html)
         assert ws_url, html[:400]
         script_status, _ = fetch(page + "rpcengine.js")

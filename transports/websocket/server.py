@@ -94,7 +94,8 @@ class WebSocketServer(Listener):
 
     ``handlers`` is one rpc handler (served at ``/``) or a mapping from path
     to rpc handler (several paths, different handlers, one port); another
-    path gets 404. A query string does not take part in routing.
+    path gets 404, whose body lists the paths served. A query string does
+    not take part in routing.
 
     ``origins``: if given, a handshake whose ``Origin`` header is not in it
     is refused with 403. Browsers always send ``Origin`` (the page's
@@ -273,7 +274,9 @@ class WebSocketServer(Listener):
         if self.serve_static and path == STATIC_PATH and not wants_upgrade(request):
             response = static_response(request, STATIC_DIR, STATIC_PATH)
         elif endpoint is None:
-            response = protocol.reject(HTTPStatus.NOT_FOUND, "Not Found\n")
+            response = protocol.reject(
+                HTTPStatus.NOT_FOUND, f"Not Found. WebSocket paths served: {', '.join(self.endpoints)}\n"
+            )
         else:
             response = protocol.accept(request)
             if response.status_code == 101:

@@ -1,0 +1,128 @@
+"""The plain-text descriptions and examples that ``rpcengine --help`` and each ``COMMAND --help`` print.
+
+Plain text on purpose: argparse prints it as it stands (with
+``RawDescriptionHelpFormatter``), so it carries no reST markup. The client
+examples run as typed against the demo service,
+``rpcengine serve rpcengine.cli.demo_service:DemoService tcp://127.0.0.1:7000``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DESCRIPTIONS", "EPILOGS"]
+
+_SERVICE = "rpcengine.cli.demo_service:DemoService"
+
+DESCRIPTIONS = {
+    "rpcengine": "Serve, call and watch rpcengine servers.",
+    "serve": (
+        "Serve an rpc handler on one or more listeners until Ctrl-C or SIGTERM, then stop gracefully.\n"
+        "\n"
+        "MODULE:OBJECT names an object with rpc_ methods (a class is instantiated with no arguments),\n"
+        "a dispatchers.Registry, a dispatcher, or any callable taking the request. With --functions,\n"
+        "MODULE's public functions are served, each under its own name. An on_serve(servers)\n"
+        "function or method is called once with the started servers (to broadcast from).\n"
+        "One line is printed per listener: 'listening on URL', with the real port."
+    ),
+    "call": (
+        "Send one request and print its result as JSON (indented on a terminal, one line when piped).\n"
+        "\n"
+        "No ARG sends null, one ARG sends its value, several send a list. An ARG is JSON when it is\n"
+        "valid JSON (5, true, null, '\"five\"', '[1, 2]', '{\"a\": 1}'), a string otherwise (five);\n"
+        "--json requires JSON, --string sends every ARG as a string, '-' reads one ARG from stdin.\n"
+        "Quote JSON objects and lists for the shell, in single quotes."
+    ),
+    "notify": (
+        "Send one notification: the server runs METHOD and answers nothing.\n"
+        "\n"
+        "ARGs make the data as for 'call': none is null, one is its value, several a list;\n"
+        "JSON when valid JSON, a string otherwise (--json, --string force one way)."
+    ),
+    "listen": (
+        'Print every notification the server sends, one JSON line each: {"method": ..., "data": ...}.\n'
+        "\n"
+        "Ends after --count notifications, after --duration seconds, or on Ctrl-C (exit 0),\n"
+        "or when the connection is lost (exit 4)."
+    ),
+    "methods": (
+        "List the methods a server exposes, with their signatures and docstrings (rpcengine.describe);\n"
+        "with NAME, show that one method in full."
+    ),
+    "demo": (
+        "Run a server and two scripted clients that show a request, a broadcast, a notification,\n"
+        "a server-to-client request, a remote error, a timeout and introspection, with a browser\n"
+        "page that shows calls and broadcasts live."
+    ),
+}
+
+_EXIT_CODES = "exit codes: 0 ok, 1 the server answered with an Error, 2 usage, 3 timeout, 4 connection failure"
+
+EPILOGS = {
+    "rpcengine": (
+        "examples:\n"
+        f"  rpcengine serve {_SERVICE} tcp://127.0.0.1:7000\n"
+        "  rpcengine call tcp://127.0.0.1:7000 add 5\n"
+        "  rpcengine methods tcp://127.0.0.1:7000\n"
+        "  rpcengine demo --keep-running 300\n"
+        "\n"
+        "URLs: tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH\n"
+        f"{_EXIT_CODES}\n"
+        "Run 'rpcengine COMMAND --help' for a command's options and examples."
+    ),
+    "serve": (
+        "examples:\n"
+        f"  rpcengine serve {_SERVICE} tcp://127.0.0.1:7000\n"
+        f"  rpcengine serve {_SERVICE} tcp://127.0.0.1:7000 ws://127.0.0.1:8000/rpc\n"
+        "  rpcengine serve myservice:registry tcp://127.0.0.1:0      (a dispatchers.Registry; port 0: a free port)\n"
+        "  rpcengine serve --functions mymodule tcp://127.0.0.1:7000 (mymodule's public functions)\n"
+        f"  rpcengine serve {_SERVICE} tls://127.0.0.1:7443 --certfile cert.pem --keyfile key.pem\n"
+        f"  rpcengine serve {_SERVICE} tcp://127.0.0.1:7000 --trace   (every message on stderr)\n"
+        "\n"
+        "exit codes: 0 stopped by a signal, 2 usage (a bad target or URL), 4 a listener cannot be opened"
+    ),
+    "call": (
+        "examples:\n"
+        "  rpcengine call tcp://127.0.0.1:7000 get\n"
+        "  rpcengine call tcp://127.0.0.1:7000 add 5                  (sends 5)\n"
+        "  rpcengine call tcp://127.0.0.1:7000 echo 2 3               (sends [2, 3])\n"
+        '  rpcengine call tcp://127.0.0.1:7000 echo five              (sends "five")\n'
+        '  rpcengine call tcp://127.0.0.1:7000 echo --string 123      (sends "123", not 123)\n'
+        '  rpcengine call tcp://127.0.0.1:7000 say \'{"name": "me", "text": "hi"}\'\n'
+        "  echo 0.5 | rpcengine call tcp://127.0.0.1:7000 sleep -\n"
+        "  rpcengine call ws://127.0.0.1:8000/rpc sleep 3 --timeout 0.5 --trace\n"
+        "\n"
+        "The result is printed on stdout; an Error answer's data on stderr as one line of JSON\n"
+        "(with a 'hint:' line after it when a bare ARG may have been read as the wrong type).\n"
+        f"{_EXIT_CODES}"
+    ),
+    "notify": (
+        "examples:\n"
+        '  rpcengine notify tcp://127.0.0.1:7000 say \'{"name": "me", "text": "hello"}\'\n'
+        "  rpcengine notify ws://127.0.0.1:8000/rpc add 1 --trace\n"
+        "\n"
+        "--timeout bounds the connection only: nothing is answered to wait for.\n"
+        f"{_EXIT_CODES}"
+    ),
+    "listen": (
+        "examples:\n"
+        "  rpcengine listen tcp://127.0.0.1:7000\n"
+        "  rpcengine listen tcp://127.0.0.1:7000 --count 1\n"
+        "  rpcengine listen ws://127.0.0.1:8000/rpc --duration 60 > broadcasts.jsonl\n"
+        "\n"
+        "--timeout bounds the connection only; --duration bounds the listening.\n"
+        f"{_EXIT_CODES}"
+    ),
+    "methods": (
+        "examples:\n"
+        "  rpcengine methods tcp://127.0.0.1:7000\n"
+        "  rpcengine methods tcp://127.0.0.1:7000 add\n"
+        "  rpcengine methods tcp://127.0.0.1:7000 --json\n"
+        "\n"
+        f"{_EXIT_CODES} (1 also when NAME is not a method)"
+    ),
+    "demo": (
+        "examples:\n"
+        "  rpcengine demo\n"
+        "  rpcengine demo --keep-running 300     (keep the browser page alive for 5 minutes)\n"
+        "  rpcengine demo --base-port 0 --trace  (free ports; every message on stderr)"
+    ),
+}
