@@ -9,8 +9,8 @@ SIGKILL after 3 s); the client is killed when it overruns its time limit.
 from __future__ import annotations
 
 import json
-import selectors
 import os
+import selectors
 import subprocess
 import sys
 import tempfile
