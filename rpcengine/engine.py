@@ -125,9 +125,15 @@ class Engine:
     def notify(self, method: str, data: Any = None, **kwargs: Any) -> None:
         """Send a notification: call ``method`` on the peer without waiting for an answer.
 
-        Raises as :meth:`send` does.
+        Raises as :meth:`send` does, and OutboxFull when the transport stays
+        congested (see :meth:`request`).
         """
-        self.send(Notification(self.next_message_id(), method, data), **kwargs)
+        if self.closed:
+            raise ConnectionLost("the transport is closed")
+        transport = self.transport
+        if transport.congested:
+            transport.wait_for_room()
+        transport.send(Notification(self.next_message_id(), method, data), **kwargs)
 
     def request(self, method: str, data: Any = None, timeout: float | None = None, **kwargs: Any) -> Any:
         """Send a request and wait (yielding to the hub) for its answer; return the answer's data.
@@ -139,7 +145,9 @@ class Engine:
         time, :class:`~rpcengine.errors.ConnectionLost` when the transport
         ended first or the peer is disconnecting,
         :class:`~rpcengine.errors.TooManyPendingRequests` when ``max_pending``
-        requests already wait, and :class:`~rpcengine.errors.EncodeError` when
+        requests already wait, :class:`~rpcengine.errors.OutboxFull` when the
+        transport stays congested (its peer acknowledges nothing) for its
+        outbox timeout, and :class:`~rpcengine.errors.EncodeError` when
         ``data`` cannot be encoded. In every case the request leaves no entry
         behind.
         """
@@ -150,6 +158,10 @@ class Engine:
         pending = self._pending
         if len(pending) >= self.max_pending:
             raise TooManyPendingRequests(f"{len(pending)} requests are already pending")
+        transport = self.transport
+        if transport.congested:
+            # Wait before numbering: ids reach the wire in order, and the bound is never passed.
+            transport.wait_for_room()
         request = Request(self.next_message_id(), method, data)
         ident = request.message_id
         pending[ident] = request
@@ -202,6 +214,10 @@ class Engine:
 
     def _run_request(self, request: Request) -> None:
         """Call the handler for ``request`` and send exactly one answer."""
+        if self.closed:
+            # Its connection is gone for good: the answer could not be sent, so the work is not done.
+            log.debug("request %r (id %d) not started: the transport ended", request.method, request.message_id)
+            return
         try:
             result = self.rpc_handler(request)
             # The id is taken only once the handler has returned: ids must reach the wire in
@@ -298,6 +314,11 @@ class Engine:
     def join_handlers(self, timeout: float | None = None) -> bool:
         """Wait (yielding) until no inbound handler runs; return False on ``timeout``."""
         return self._workers.join(timeout)
+
+    @property
+    def saturated(self) -> bool:
+        """Whether :meth:`handle_message` would block now on a Request or Notification (all handlers busy)."""
+        return self._workers.full
 
     @property
     def active_handlers(self) -> int:

@@ -35,6 +35,11 @@ class TransportInterface(Protocol):
       (the transport acts on it: it answers what is in flight, then closes);
       ``leaving`` whether either side did. While ``leaving``, the Engine
       sends no new request.
+    * ``congested`` tells whether the transport's bound on unacknowledged
+      messages is reached; the Engine then calls ``wait_for_room()`` before
+      it numbers a new Request or Notification, so that the bound is checked
+      before a message is queued, for any number of senders, and ids still
+      reach the wire in order.
     """
 
     closed: bool
@@ -47,6 +52,15 @@ class TransportInterface(Protocol):
     @property
     def leaving(self) -> bool:
         """Whether either side sent Disconnect."""
+        ...
+
+    @property
+    def congested(self) -> bool:
+        """Whether a new Request or Notification must wait (:meth:`wait_for_room`) before it is numbered."""
+        ...
+
+    def wait_for_room(self) -> None:
+        """Block (yielding) until a new message may be queued; raise OutboxFull or ConnectionLost."""
         ...
 
     def bind(self, engine: Engine) -> None:

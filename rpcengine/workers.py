@@ -61,6 +61,11 @@ class WorkerPool:
         return self.size - self._slots.counter
 
     @property
+    def full(self) -> bool:
+        """Whether :meth:`submit` would block now: ``size`` jobs are in flight."""
+        return self._slots.counter <= 0
+
+    @property
     def workers(self) -> int:
         """Number of worker greenlets alive."""
         return len(self._workers)

@@ -43,6 +43,14 @@ class Transport:
         """Whether either side sent Disconnect: the Engine sends no new request."""
         return self.peer_disconnecting
 
+    @property
+    def congested(self) -> bool:
+        """Whether a new message must wait for room (transports with an outbox bound say so)."""
+        return False
+
+    def wait_for_room(self) -> None:
+        """Block (yielding) until a new message may be queued (nothing to wait for here)."""
+
     def bind(self, engine: Engine) -> None:
         """Attach the engine that receives this transport's inbound messages."""
         if self.engine is not None and self.engine is not engine:

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.socket
 from gevent.event import Event
 
 from rpcengine.errors import ConnectionLost, ProtocolError
+
+if TYPE_CHECKING:
+    from transports.session.budget import MemoryBudget
 
 __all__ = ["DEFAULT_MAX_BUFFER", "SocketLink"]
 
@@ -61,6 +64,13 @@ class SocketLink:
         self.on_protocol_error: Callable[[SocketLink, ProtocolError], None] | None = None
         #: Called when the peer answered a :meth:`probe`.
         self.on_activity: Callable[[], None] | None = None
+        #: Called with True when a frame has begun arriving and is not complete, with False once none is.
+        self.on_partial: Callable[[bool], None] | None = None
+        #: Whether a frame is half received (what :attr:`on_partial` was last told).
+        self.partial = False
+        #: The server-wide budget that counts this link's queued bytes (None: not counted).
+        self.budget: MemoryBudget | None = None
+        self._budgeted = 0
         #: Whoever took this connection over (a server marks it once the handshake chose a session).
         self.owner: Any = None
         #: False once reading stopped (after a framing error): inbound data is no longer passed on.
@@ -91,20 +101,25 @@ class SocketLink:
         """Bytes queued and not yet handed to the socket."""
         return self._out_bytes
 
-    def write(self, payload: bytes) -> None:
+    def write(self, payload: bytes, block: bool = True) -> None:
         """Queue ``payload`` for the socket; blocks (yields) only while the buffer is over ``max_buffer``.
 
-        Everything queued before the caller next yields goes out in one
-        write. Raises ConnectionLost if the link is closed.
+        With ``block`` false it never blocks (answers: the reader is held
+        back instead, see :meth:`wait_drained`). Everything queued before the
+        caller next yields goes out in one write. Raises ConnectionLost if
+        the link is closed.
         """
         if self.closed:
             raise ConnectionLost(self.close_reason or "the connection is closed")
         self._out.append(payload)
-        self._out_bytes += len(payload)
+        size = len(payload)
+        self._out_bytes += size
+        if self.budget is not None:
+            self._count(size)
         if not self._writing and not self._scheduled:
             self._scheduled = True
             self._loop.run_callback(self._flush_soon)
-        elif self._out_bytes > self.max_buffer:
+        elif block and self._out_bytes > self.max_buffer:
             self._wait_drained()
 
     def write_many(self, payloads: list[bytes]) -> None:
@@ -114,7 +129,10 @@ class SocketLink:
         if self.closed:
             raise ConnectionLost(self.close_reason or "the connection is closed")
         self._out.extend(payloads[:-1])
-        self._out_bytes += sum(map(len, payloads[:-1]))
+        size = sum(map(len, payloads[:-1]))
+        self._out_bytes += size
+        if self.budget is not None:
+            self._count(size)
         self.write(payloads[-1])
 
     def write_nowait(self, payload: bytes) -> bool:
@@ -127,11 +145,47 @@ class SocketLink:
         if self._out_bytes > self.max_buffer:
             return False
         self._out.append(payload)
-        self._out_bytes += len(payload)
+        size = len(payload)
+        self._out_bytes += size
+        if self.budget is not None:
+            self._count(size)
         if not self._writing and not self._scheduled:
             self._scheduled = True
             self._loop.run_callback(self._flush_soon)
         return True
+
+    def _take_queue(self) -> list[bytes]:
+        """Take everything queued, to frame and write it (the budget counts it until the socket took it)."""
+        batch, self._out = self._out, []
+        self._out_bytes = 0
+        return batch
+
+    def _count(self, size: int) -> None:
+        """Count ``size`` queued bytes against the budget."""
+        self._budgeted += size
+        self.budget.add(size)  # type: ignore[union-attr]
+
+    def _sent(self, size: int) -> None:
+        """The socket took ``size`` bytes: the budget lets go of as many (framing bytes included)."""
+        if self._budgeted:
+            size = min(size, self._budgeted)
+            self._budgeted -= size
+            self.budget.release(size)  # type: ignore[union-attr]
+
+    @property
+    def held(self) -> int:
+        """Bytes this link holds for its socket: queued, and framed but not yet taken (what the budget counts)."""
+        return self._budgeted if self.budget is not None else self._out_bytes
+
+    def wait_drained(self) -> None:
+        """Block (yielding) while more than ``max_buffer`` bytes are queued; the reader calls it (backpressure).
+
+        Raises ConnectionLost if the link closes meanwhile.
+        """
+        while self._out_bytes > self.max_buffer and not self.closed:
+            self._wait_drained()
+        if self.closed:
+            raise ConnectionLost(self.close_reason or "the connection is closed")
 
     def _flush_soon(self) -> None:
         """Hand everything queued to the socket without blocking; runs as a hub callback.
@@ -142,14 +196,15 @@ class SocketLink:
         self._scheduled = False
         if self.closed or self._writing or not self._out:
             return
-        batch, self._out = self._out, []
-        self._out_bytes = 0
+        batch = self._take_queue()
         data = self.frame_batch(batch)
         try:
             sent = self.send_nowait(data)
         except OSError as exc:
             gevent.spawn(self.close, f"write failed: {exc}")
             return
+        if self._budgeted:
+            self._sent(sent)
         if sent < len(data):
             self._writing = True
             rest = memoryview(data)[sent:]
@@ -175,6 +230,8 @@ class SocketLink:
             return
         try:
             sent = self._raw.send(rest)  # type: ignore[union-attr]
+            if self._budgeted:
+                self._sent(sent)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -183,8 +240,7 @@ class SocketLink:
             return
         rest = rest[sent:]
         if not rest and self._out:
-            batch, self._out = self._out, []
-            self._out_bytes = 0
+            batch = self._take_queue()
             rest = memoryview(self.frame_batch(batch))
         if rest:
             self._rest = rest
@@ -204,10 +260,11 @@ class SocketLink:
         """Writer greenlet: send ``data`` and then everything queued meanwhile; ends the link on error."""
         try:
             self.send_bytes(data)
+            self._sent(len(data))
             while self._out and not self.closed:
-                batch, self._out = self._out, []
-                self._out_bytes = 0
-                self.send_bytes(self.frame_batch(batch))
+                framed = self.frame_batch(self._take_queue())
+                self.send_bytes(framed)
+                self._sent(len(framed))
         except (OSError, ConnectionLost) as exc:
             self.close(f"write failed: {exc}")
         finally:
@@ -288,8 +345,7 @@ class SocketLink:
         helper greenlet, bounded by ``FINAL_WRITE_TIMEOUT``, before closing
         the socket.
         """
-        batch, self._out = self._out, []
-        self._out_bytes = 0
+        batch = self._take_queue()
         data = self.frame_batch(batch)
         if self._raw is None:
             self._final = data
@@ -328,7 +384,15 @@ class SocketLink:
     def detach_callbacks(self) -> None:
         """Forget every upward callback: whoever set them no longer wants to hear from this link."""
         self.receiver = _ignore_frame
-        self.on_lost = self.on_protocol_error = self.on_activity = None
+        self.on_lost = self.on_protocol_error = self.on_activity = self.on_partial = None
+
+    def report_partial(self, partial: bool) -> None:
+        """Tell :attr:`on_partial` when a half-received frame begins or ends (only on a change)."""
+        if partial is not self.partial:
+            self.partial = partial
+            callback = self.on_partial
+            if callback is not None:
+                callback(partial)
 
     def probe(self) -> None:
         """Ask the peer for a sign of life, without blocking (links that :attr:`can_probe`)."""
@@ -355,8 +419,8 @@ class SocketLink:
             self._hand_over_queue()
         self.closed = True
         self.close_reason = reason
-        self._out = []
-        self._out_bytes = 0
+        self._take_queue()
+        self._sent(self._budgeted)  # what is still queued or unsent is dropped (or sent last, uncounted)
         self._stop_write_watcher()
         if self._write_watcher is not None:
             self._write_watcher.close()

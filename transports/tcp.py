@@ -90,6 +90,8 @@ class TcpLink(SocketLink):
                     received(line)
                     if self.closed or not self.reading:
                         return
+                if (decoder.buffered > 0) is not self.partial:
+                    self.report_partial(not self.partial)
         except OSError as exc:
             self.close(f"read failed: {exc}")
 
@@ -141,6 +143,7 @@ class TcpServer(SessionServer, Listener):
                 return
         link = TcpLink(sock, address, self.config)
         if not self.admit(link):
+            self.refuse_connection(link, self.refusal_reason)
             link.close("refused")
             return
         self.serve_link(link, link.run)

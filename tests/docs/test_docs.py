@@ -86,6 +86,7 @@ def test_every_generated_error_kind_is_documented() -> None:
 def test_documented_limits_match_the_defaults() -> None:
     from dataclasses import fields
 
+    from transports.session.budget import DEFAULT_MAX_MEMORY
     from transports.session.config import SessionConfig
     from transports.session.server import DEFAULT_MAX_CONNECTIONS
 
@@ -94,6 +95,7 @@ def test_documented_limits_match_the_defaults() -> None:
     documented = dict(re.findall(r"\* - ``(\w+)``\n\s+- ([\w.]+)", table))
     expected = {field.name: field.default for field in fields(SessionConfig) if field.name != "codec"}
     expected["max_connections"] = DEFAULT_MAX_CONNECTIONS
+    expected["max_memory"] = DEFAULT_MAX_MEMORY
     assert set(documented) == set(expected)
     for name, default in expected.items():
         assert documented[name] == str(default), f"{name}: documented {documented[name]}, actual {default}"
@@ -104,7 +106,9 @@ def test_every_handshake_key_is_documented() -> None:
 
     protocol = (DOCS / "protocol.rst").read_text()
     section = protocol[protocol.index(".. _handshake:") : protocol.index(".. _heartbeats:")]
-    keys = set(handshake.client_hello(None, 0)) | set(handshake.server_hello("id", False, 0, 5.0, 15.0))
+    keys = set(handshake.client_hello("id", 0, secret="s")) | set(
+        handshake.server_hello("id", False, 0, 5.0, 15.0, secret="s")
+    )
     keys |= set(handshake.refusal("why"))
     for key in keys:
         assert f"``{key}``" in section or f'"{key}"' in section, f"handshake key {key!r} is not in docs/protocol.rst"

@@ -2,7 +2,10 @@
 
 Usage: ``python tcp_server_process.py HOST PORT OPTIONS_JSON``. It prints the
 port it listens on, then serves until killed. Methods: ``echo`` (returns its
-data), ``hang`` (never answers), ``connections`` (open connections now).
+data), ``hang`` (never answers), ``connections`` (open connections now),
+``slow`` (sleeps ``data`` seconds, counting the calls that started) and
+``stats`` (resident memory, sessions, detached sessions, bytes queued, calls
+started, the largest outbox).
 """
 
 from __future__ import annotations
@@ -34,9 +37,72 @@ def main() -> None:
     def connections(request: Any) -> int:
         return len(server.links)
 
+    started = {"slow": 0, "slow_finished": 0}
+
+    @registry.register
+    def slow(request: Any) -> Any:
+        started["slow"] += 1
+        try:
+            gevent.sleep(request.data)
+        finally:
+            started["slow_finished"] += 1
+        return request.data
+
+    @registry.register
+    def flood(request: Any) -> int:
+        """Start ``data`` concurrent requests (each waiting 30 s at most) to every other session."""
+        others = [s for s in server.sessions if s.engine is not None and s.engine is not request.engine]
+        for session in others:
+            for _ in range(request.data):
+                gevent.spawn(_quietly, session.engine.request, "ping", None, 30)
+        return len(others)
+
+    @registry.register
+    def burst(request: Any) -> dict[str, Any]:
+        """Broadcast ``data`` notifications as fast as possible; report what the broadcasts did."""
+        delivered = closed = 0
+        waited = 0.0
+        for i in range(request.data):
+            result = server.sessions.notify("tick", i)
+            delivered += int(result)
+            closed += result.closed
+            waited += result.waited
+        return {"delivered": delivered, "closed": closed, "waited": waited}
+
+    @registry.register
+    def stats(request: Any) -> dict[str, Any]:
+        return {
+            "rss": _rss_bytes(),
+            "sessions": len(server.sessions),
+            "detached": len(server.detached),
+            "links": len(server.links),
+            "queued_bytes": server.budget.used,
+            "slow_started": started["slow"],
+            "slow_finished": started["slow_finished"],
+            "largest_outbox": max((len(s.outbox) for s in server.sessions), default=0),
+            "evicted": server.evicted_sessions,
+        }
+
     server = TcpServer((host, port), registry, **options).start()
     print(server.address[1], flush=True)
     server.serve_forever()
+
+
+def _quietly(call: Any, *args: Any) -> None:
+    """Run ``call``; its failure (a timeout, a lost connection) is expected and dropped."""
+    try:
+        call(*args)
+    except Exception as exc:  # the flood's requests are meant to fail
+        print(f"flood request ended: {type(exc).__name__}", file=sys.stderr)
+
+
+def _rss_bytes() -> int:
+    """This process's resident memory, from /proc."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,10 @@ load`` subprocesses: one with 90 connections that is never touched, and two
 * ``client killed``: victim B is SIGKILLed and a new one started (only its
   calls may fail; they are not counted as failures).
 
+Throughout, a hostile client (:func:`hostile_loop`) abandons sessions with a
+full outbox (D1), sends lines it never finishes (D2) and tries to resume
+other clients' sessions by id (D5); none of it may cost another client a call.
+
 Duration: ``RPCENGINE_SOAK_SECONDS`` (default 300). At the end: nothing
 pending, every outbox empty after a final heartbeat exchange, zero failed
 calls outside the injected faults, objects and fds back to the baseline,
@@ -27,6 +31,8 @@ import json
 import os
 import random
 import signal
+import socket
+import struct
 import time
 
 import gevent
@@ -37,7 +43,8 @@ from .support import BUDGET, Baseline, LineReader, PeerProcess, TcpWorld, raw_tc
 
 SOAK_SECONDS = float(os.environ.get("RPCENGINE_SOAK_SECONDS", "300"))
 FAULT_EVERY = 10.0
-SERVER_OPTIONS = {"heartbeat_interval": 1.0, "heartbeat_timeout": 5.0, "resume_grace": 3.0}
+SERVER_OPTIONS = {"heartbeat_interval": 1.0, "heartbeat_timeout": 5.0, "resume_grace": 3.0, "frame_timeout": 2.0}
+HOSTILE_EVERY = 1.0
 CLIENT_OPTIONS = {"heartbeat_interval": 1.0, "heartbeat_timeout": 5.0, "resume_grace": 10.0}
 CONNECTIONS = {"main": 90, "victim_a": 5, "victim_b": 5}
 
@@ -120,6 +127,32 @@ def inject_malformed(world: TcpWorld) -> list[tuple[str, str, float]]:
 
 
 @pytest.mark.timeout(int(SOAK_SECONDS) + 240)
+def hostile_loop(world: TcpWorld, counts: dict[str, int], stop: list[bool]) -> None:
+    """Until ``stop[0]``: every HOSTILE_EVERY seconds one of D1, D2, D5 against the soak's server."""
+    victims = [s.session_id for s in world.server.sessions]
+    number = 0
+    while not stop[0]:
+        kind = ("d1_abandoned", "d2_half_line", "d5_stolen_id")[number % 3]
+        number += 1
+        sock = raw_tcp(world.address)
+        try:
+            if kind == "d1_abandoned":
+                sock.sendall(b'{"rpcengine": 1, "session": null, "ack": 0}\n')
+                sock.sendall(b"".join(b'[2,%d,"echo","%s"]\n' % (i, b"x" * 4096) for i in range(1, 51)))
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif kind == "d2_half_line":
+                sock.sendall(b'[2,1,"echo",' + b"1" * 100)
+            else:
+                stolen = victims[number % len(victims)].encode()
+                sock.sendall(b'{"rpcengine": 1, "session": "%s", "ack": 0}\n' % stolen)
+                answer = LineReader(sock).readline(5.0)
+                assert answer is not None and b'"resumed":false' in answer.replace(b" ", b""), answer
+        finally:
+            sock.close()
+        counts[kind] += 1
+        gevent.sleep(HOSTILE_EVERY)  # the hostile client's own pace
+
+
 def test_soak(figures: Figures, quiet_logs: None, capsys: pytest.CaptureFixture[str]) -> None:
     """100 connections, half the measured throughput, a fault every 10 s; clean and leak-free at the end."""
     world = TcpWorld(**SERVER_OPTIONS).start()
@@ -139,6 +172,9 @@ def test_soak(figures: Figures, quiet_logs: None, capsys: pytest.CaptureFixture[
         for name, count in CONNECTIONS.items():
             peers[name] = start_load(world.address[1], count, rate * count / total)
         wait_until(lambda: len(world.server.sessions) == total, 10, "100 sessions")
+        hostile_counts = {"d1_abandoned": 0, "d2_half_line": 0, "d5_stolen_id": 0}
+        hostile_stop = [False]
+        hostile = gevent.spawn(hostile_loop, world, hostile_counts, hostile_stop)
         started = time.monotonic()
         kinds = list(faults)
         for number in range(int(SOAK_SECONDS // FAULT_EVERY)):
@@ -171,6 +207,9 @@ def test_soak(figures: Figures, quiet_logs: None, capsys: pytest.CaptureFixture[
         if remaining > 0:
             gevent.sleep(remaining)  # run out the configured duration
         soak_took = time.monotonic() - started
+        hostile_stop[0] = True
+        hostile.join(timeout=15)
+        assert hostile.dead and hostile.successful(), hostile.exception
         # Drain: stop calling, wait for in-flight calls, final heartbeats both ways.
         for peer in peers.values():
             peer.send("stop")
@@ -209,6 +248,7 @@ def test_soak(figures: Figures, quiet_logs: None, capsys: pytest.CaptureFixture[
         "failed_calls_outside_faults": failures_outside_faults,
         "failed_calls_of_killed_victims": final["victim_b"]["failures"],
         "faults_survived": sum(faults.values()),
+        **{f"hostile_{kind}": count for kind, count in hostile_counts.items()},
         **{f"fault_{kind}": count for kind, count in faults.items()},
         "malformed_worst_ms": round(malformed_worst * 1000, 2),
         "pending_at_end": server_pending + sum(event["pending"] for event in drained.values()),

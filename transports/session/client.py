@@ -77,6 +77,8 @@ def _handshake(
         if session.session_id and not hello.resumed:
             session.restart(hello.session)
         session.session_id = hello.session
+        if hello.secret is not None:
+            session.secret = hello.secret
         if hello.heartbeat and (not session.heartbeat_interval or hello.heartbeat < session.heartbeat_interval):
             # The server declares us dead after its own timeout: send as often as it does.
             session.heartbeat_interval = hello.heartbeat
@@ -92,7 +94,10 @@ def _handshake(
     link.receiver = first_frame
     link.on_lost = lost
     link.start_reading()
-    hello = client_hello(session.session_id or None, session.last_received, session.config.max_unacked, **extra)
+    resuming = session.session_id or None
+    hello = client_hello(
+        resuming, session.last_received, session.config.max_unacked, session.secret if resuming else None, **extra
+    )
     link.write(session.codec.encode(hello))
     try:
         answered.get(timeout=timeout)
@@ -171,9 +176,9 @@ def _redial(
             link = dial()
             _handshake(link, session, config.handshake_timeout, extra)
         except (OSError, ProtocolError, ConnectionLost) as exc:
-            log.info("reconnect attempt %d for session %s failed: %s", attempt, session.session_id, exc)
+            log.info("reconnect attempt %d to %s failed: %s", attempt, session.peer_address, exc)
         else:
-            log.info("session %s reconnected after %d attempt(s)", session.session_id, attempt)
+            log.info("reconnected to %s after %d attempt(s)", session.peer_address, attempt)
             return
         remaining = deadline - session.clock()
         if remaining <= 0:

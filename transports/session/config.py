@@ -28,6 +28,8 @@ class SessionConfig:
     max_unacked: int = 10_000
     #: How long a sender waits for room in a full outbox before OutboxFull.
     outbox_timeout: float = 30.0
+    #: How long a broadcast waits for one peer's acknowledgements before closing it as a slow consumer.
+    broadcast_timeout: float = 5.0
     #: Bytes queued for one socket before writers wait (and a broadcast drops the session).
     max_buffer: int = 4 << 20
     #: Largest frame (line or WebSocket message) accepted, in bytes.
@@ -38,6 +40,10 @@ class SessionConfig:
     max_pending: int = DEFAULT_MAX_PENDING
     #: Timeout of ``engine.request`` calls that give none.
     default_timeout: float | None = None
+    #: A frame (line or WebSocket message) once begun must be complete within this long (``None``: no limit).
+    frame_timeout: float | None = 30.0
+    #: A plain session (no handshake, so no heartbeats) with no message for this long is closed (``None``: never).
+    idle_timeout: float | None = 300.0
     #: How long a closing connection (Disconnect or a framing error from the peer) waits for in-flight work.
     drain_timeout: float = 5.0
     #: Deadline for the handshake (and, for WebSocket, the HTTP upgrade).

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -36,9 +37,12 @@ from transports.link import SocketLink
 from transports.session.config import SessionConfig
 from transports.session.protocol import SessionProtocol, TimerAction
 
-__all__ = ["Session", "new_session_id"]
+__all__ = ["BACKLOG_MESSAGES", "Session", "new_session_id"]
 
 log = logging.getLogger(__name__)
+
+#: Messages read ahead while every handler is busy (also bounded by ``max_buffer`` bytes) before the reader waits.
+BACKLOG_MESSAGES = 1024
 
 
 def new_session_id() -> str:
@@ -63,6 +67,8 @@ class Session(Transport):
         self.config = config
         self.codec = config.make_codec()
         self.session_id = session_id or new_session_id()
+        #: What a client must present with ``session_id`` to resume (a server makes it; a client is told it).
+        self.secret = new_session_id()
         self.clock = clock
         self.peer_address = peer_address
         self.link: SocketLink | None = None
@@ -76,6 +82,8 @@ class Session(Transport):
             max_unacked=config.max_unacked,
             ack_every=config.ack_every,
             now=clock(),
+            frame_timeout=config.frame_timeout,
+            idle_timeout=config.idle_timeout,
         )
         #: Called with the session when a resumable session loses its link (clients reconnect here).
         self.on_detached: Callable[[Session], None] | None = None
@@ -83,6 +91,11 @@ class Session(Transport):
         self.close_reason = ""
         self._room: Event | None = None
         self._timer: Any = None
+        # Messages read while every handler was busy, in order (see frame_received).
+        self._backlog: deque[tuple[Message, int]] = deque()
+        self._backlog_bytes = 0
+        self._backlog_room: Event | None = None
+        self._deliverer: gevent.Greenlet | None = None
 
     # -- what the protocol knows ------------------------------------------
 
@@ -141,6 +154,11 @@ class Session(Transport):
         return self.protocol.leaving
 
     @property
+    def backlog_bytes(self) -> int:
+        """Bytes of messages read while every handler was busy, not yet handed to the engine."""
+        return self._backlog_bytes
+
+    @property
     def detached(self) -> bool:
         """Whether the session is waiting for a connection (resumable, link lost, not closed)."""
         return self.link is None and not self.closed
@@ -162,6 +180,10 @@ class Session(Transport):
         link.on_lost = self._link_lost
         link.on_protocol_error = self._link_protocol_error
         link.on_activity = self._activity
+        link.on_partial = self._partial
+        budget = self.protocol.budget
+        if budget is not None and link.budget is None:
+            link.budget = budget
         protocol = self.protocol
         protocol.probe = link.can_probe and not protocol.handshaken
         if link.closed:
@@ -205,6 +227,14 @@ class Session(Transport):
         """Link callback: the peer answered a probe."""
         self.protocol.activity(self.clock())
 
+    def _partial(self, started: bool) -> None:
+        """Link callback: a frame was begun (it must complete within ``frame_timeout``), or none is half done."""
+        if started:
+            self.protocol.partial_started(self.clock())
+            self._arm_timer()
+        else:
+            self.protocol.partial_done()
+
     # -- sending ----------------------------------------------------------
 
     def send(self, message: Message, **kwargs: Any) -> None:
@@ -241,7 +271,9 @@ class Session(Transport):
         link = self.link
         if link is not None:
             try:
-                link.write(payload)
+                # Answers never block on a full socket buffer: the reader is held back instead
+                # (frame_received), so a handler does not sit on its request while the peer is slow.
+                link.write(payload, wait)
             except ConnectionLost:
                 if not protocol.resumable:
                     raise
@@ -268,14 +300,30 @@ class Session(Transport):
         if ident is not None:
             protocol.message_sent(ident, payload)
 
-    def _wait_for_room(self) -> None:
-        """Block until the outbox is below its bound, the session ends, or the timeout passes."""
+    @property
+    def congested(self) -> bool:
+        """Whether ``max_unacked`` messages await acknowledgement: a new Request or Notification must wait."""
         protocol = self.protocol
-        deadline = self.clock() + self.config.outbox_timeout
-        while len(protocol.outbox) > protocol.max_unacked and not self.closed:
+        return protocol.resumable and len(protocol.outbox) >= protocol.max_unacked
+
+    def wait_for_room(self, timeout: float | None = None) -> None:
+        """Block (yielding) until the outbox has room for one more message.
+
+        Raises OutboxFull if the peer acknowledges nothing for ``timeout``
+        (default ``outbox_timeout``), ConnectionLost if the session ends meanwhile.
+        """
+        self._wait_for_room(room_for_one=True, timeout=timeout)
+
+    def _wait_for_room(self, room_for_one: bool = False, timeout: float | None = None) -> None:
+        """Block until the outbox is below its bound (or has room for one more), the session ends, or time is up."""
+        protocol = self.protocol
+        limit = self.config.outbox_timeout if timeout is None else timeout
+        deadline = self.clock() + limit
+        bound = protocol.max_unacked - 1 if room_for_one else protocol.max_unacked
+        while len(protocol.outbox) > bound and not self.closed:
             remaining = deadline - self.clock()
             if remaining <= 0:
-                raise OutboxFull(f"{len(protocol.outbox)} messages unacknowledged for {self.config.outbox_timeout} s")
+                raise OutboxFull(f"{len(protocol.outbox)} messages unacknowledged for {limit} s")
             room = self._room
             if room is None:
                 room = self._room = Event()
@@ -300,7 +348,20 @@ class Session(Transport):
     # -- receiving --------------------------------------------------------
 
     def frame_received(self, frame: bytes) -> None:
-        """Link callback: handle one inbound frame."""
+        """Link callback: handle one inbound frame.
+
+        Blocks (yielding) while the link holds more than ``max_buffer`` bytes
+        for a peer that does not read: its next requests wait unread.
+        """
+        link = self.link
+        if link is not None and link.buffered > self.config.max_buffer:
+            self.protocol.reading_paused()
+            try:
+                link.wait_drained()
+            except ConnectionLost:
+                return
+            finally:
+                self.protocol.delivered(self.clock())
         try:
             message = parse_frame(self.codec, frame)
         except ProtocolError as exc:
@@ -319,6 +380,13 @@ class Session(Transport):
             protocol.delivered(clock())
             log.debug("dropped %r from %s: the session is ending", message, self.peer_address)
             return
+        engine = self.engine
+        if self._backlog or (engine is not None and engine.saturated and _is_work(message)):
+            # Every handler is busy: keep reading (so that the peer's end is seen at once), and
+            # queue what comes, in order, up to a bound; past it the reader waits.
+            protocol.delivered(clock())
+            self._queue(message, len(frame))
+            return
         # Delivery blocks while the engine's handlers are all busy, and meanwhile nothing is read:
         # the protocol does not judge the peer's silence until delivery is done.
         try:
@@ -327,6 +395,47 @@ class Session(Transport):
             protocol.delivered(clock())
         if type(message) is Disconnect:
             self.finish("the peer disconnected")
+
+    def _queue(self, message: Message, size: int) -> None:
+        """Add ``message`` to the backlog; block the reader (yielding) while the backlog is over its bound."""
+        self._backlog.append((message, size))
+        self._backlog_bytes += size
+        budget = self.protocol.budget
+        if budget is not None:
+            budget.add(size)
+        if self._deliverer is None:
+            self._deliverer = gevent.spawn(self._deliver_backlog)
+        config = self.config
+        protocol = self.protocol
+        while (len(self._backlog) >= BACKLOG_MESSAGES or self._backlog_bytes > config.max_buffer) and not self.closed:
+            room = self._backlog_room
+            if room is None:
+                room = self._backlog_room = Event()
+            protocol.reading_paused()
+            try:
+                room.wait()
+            finally:
+                protocol.delivered(self.clock())
+
+    def _deliver_backlog(self) -> None:
+        """Deliver the backlog in order (blocking, yielding, while handlers are busy) until it is empty."""
+        try:
+            while self._backlog and not self.closed:
+                message, size = self._backlog.popleft()
+                self._backlog_bytes -= size
+                if self.protocol.budget is not None:
+                    self.protocol.budget.release(size)
+                room = self._backlog_room
+                if room is not None and len(self._backlog) < BACKLOG_MESSAGES // 2:
+                    self._backlog_room = None
+                    room.set()
+                self.deliver(message)
+                if type(message) is Disconnect:
+                    self.finish("the peer disconnected")
+        finally:
+            self._deliverer = None
+            if self._backlog and not self.closed:
+                self._deliverer = gevent.spawn(self._deliver_backlog)
 
     def reject(self, exc: ProtocolError) -> None:
         """Answer bad input: an Error reply if its request id is known, else close after answering what came."""
@@ -367,7 +476,7 @@ class Session(Transport):
         """Hub callback of the timer: do the work due now; a close (which runs hooks) goes to a greenlet."""
         self._timer = None
         action = self.protocol.handle_timer(self.clock())
-        if action is TimerAction.PEER_DEAD or action is TimerAction.EXPIRED:
+        if action is not TimerAction.NONE and action is not TimerAction.PROBE:
             gevent.spawn(self._act, action)
         else:
             self._act(action)
@@ -392,6 +501,15 @@ class Session(Transport):
                 link.close(f"no frame from the peer for {timeout} s")
         elif action is TimerAction.EXPIRED:
             self.close(f"not resumed within {self.config.resume_grace} s")
+        elif action is TimerAction.FRAME_TIMEOUT or action is TimerAction.IDLE:
+            link = self.link
+            if action is TimerAction.FRAME_TIMEOUT:
+                reason = f"a frame was not completed within {self.config.frame_timeout} s"
+            else:
+                reason = f"no message for {self.config.idle_timeout} s"
+            log.warning("closing connection from %s: %s", self.peer_address, reason)
+            if link is not None:
+                link.close(reason)
         elif action is TimerAction.PROBE:
             link = self.link
             if link is not None:
@@ -466,6 +584,16 @@ class Session(Transport):
         timer, self._timer = self._timer, None
         if timer is not None:
             timer.stop()
+        if self._backlog:
+            # Their connection is gone for good: requests among them could not be answered.
+            log.info("dropping %d messages from %s not yet handled", len(self._backlog), self.peer_address)
+            self._backlog.clear()
+            if self.protocol.budget is not None:
+                self.protocol.budget.release(self._backlog_bytes)
+            self._backlog_bytes = 0
+        room, self._backlog_room = self._backlog_room, None
+        if room is not None:
+            room.set()
         self.lost(reason)
         callbacks, self.on_closed = self.on_closed, []
         for callback in callbacks:
@@ -498,3 +626,9 @@ def _is_answer(message: Message) -> bool:
     """Whether ``message`` answers one of this side's requests."""
     kind = type(message)
     return kind is Response or kind is Error
+
+
+def _is_work(message: Message) -> bool:
+    """Whether ``message`` goes to a handler (a Request or Notification), so it may have to wait for one."""
+    kind = type(message)
+    return kind is Request or kind is Notification

@@ -6,10 +6,17 @@ up. A client that wants heartbeats and resume sends, as its first frame::
     {"rpcengine": 1, "session": null, "ack": 0, "max_unacked": 10000}
 
 (``session`` names a session to resume, ``ack`` is the last message id it
-received in that session). The server answers::
+received in that session; a resume also carries ``"secret"``). The server
+answers::
 
-    {"rpcengine": 1, "session": "<id>", "resumed": false, "ack": 0,
+    {"rpcengine": 1, "session": "<id>", "secret": "<secret>", "resumed": false, "ack": 0,
      "heartbeat": 5.0, "timeout": 15.0, "max_unacked": 10000}
+
+``secret`` is given once, with a new session, and never again: a client
+resumes only by presenting it with the session id (compared in constant
+time), so knowing an id (from a log, say) is not enough to take a session
+over. A resume with a wrong or missing secret gets a fresh session
+(``resumed: false``), never someone else's.
 
 ``resumed`` tells whether the named session was found; if not, the server
 started a new one and the client must treat its pending requests as lost.
@@ -49,6 +56,7 @@ __all__ = [
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
 _MAX_SESSION_ID = 128
+_CLIENT_KEYS = frozenset({"rpcengine", "session", "ack", "max_unacked", "secret"})
 
 
 def is_handshake_frame(frame: bytes) -> bool:
@@ -59,13 +67,21 @@ def is_handshake_frame(frame: bytes) -> bool:
 class ClientHello:
     """A parsed client handshake."""
 
-    __slots__ = ("ack", "extra", "max_unacked", "session", "version")
+    __slots__ = ("ack", "extra", "max_unacked", "secret", "session", "version")
 
     def __init__(
-        self, version: int, session: str | None, ack: int, extra: dict[str, Any], max_unacked: int | None = None
+        self,
+        version: int,
+        session: str | None,
+        ack: int,
+        extra: dict[str, Any],
+        max_unacked: int | None = None,
+        secret: str | None = None,
     ) -> None:
         self.version = version
         self.session = session
+        #: The resume secret the server gave with the session (None for a new session).
+        self.secret = secret
         self.ack = ack
         #: Every other key the client sent (for example credentials for an authenticate hook).
         self.extra = extra
@@ -76,7 +92,7 @@ class ClientHello:
 class ServerHello:
     """A parsed server handshake answer."""
 
-    __slots__ = ("ack", "heartbeat", "max_unacked", "resumed", "session", "timeout", "version")
+    __slots__ = ("ack", "heartbeat", "max_unacked", "resumed", "secret", "session", "timeout", "version")
 
     def __init__(
         self,
@@ -87,9 +103,12 @@ class ServerHello:
         heartbeat: float | None,
         timeout: float | None,
         max_unacked: int | None = None,
+        secret: str | None = None,
     ) -> None:
         self.version = version
         self.session = session
+        #: The secret to present with ``session`` when resuming (sent with a new session only).
+        self.secret = secret
         self.resumed = resumed
         self.ack = ack
         self.heartbeat = heartbeat
@@ -98,9 +117,13 @@ class ServerHello:
         self.max_unacked = max_unacked
 
 
-def client_hello(session: str | None, ack: int, max_unacked: int | None = None, **extra: Any) -> dict[str, Any]:
-    """Return the client's handshake object."""
+def client_hello(
+    session: str | None, ack: int, max_unacked: int | None = None, secret: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """Return the client's handshake object (``secret`` only with a session to resume)."""
     hello = {"rpcengine": PROTOCOL_VERSION, "session": session, "ack": ack, **extra}
+    if session is not None and secret is not None:
+        hello["secret"] = secret
     if max_unacked is not None:
         hello["max_unacked"] = max_unacked
     return hello
@@ -113,9 +136,10 @@ def server_hello(
     heartbeat: float | None,
     timeout: float | None,
     max_unacked: int | None = None,
+    secret: str | None = None,
 ) -> dict[str, Any]:
-    """Return the server's handshake answer."""
-    hello = {
+    """Return the server's handshake answer (``secret`` only with a new session)."""
+    hello: dict[str, Any] = {
         "rpcengine": PROTOCOL_VERSION,
         "session": session,
         "resumed": resumed,
@@ -125,6 +149,8 @@ def server_hello(
     }
     if max_unacked is not None:
         hello["max_unacked"] = max_unacked
+    if secret is not None:
+        hello["secret"] = secret
     return hello
 
 
@@ -167,8 +193,11 @@ def parse_client_hello(value: Any) -> ClientHello:
     session = value.get("session")
     if session is not None and (type(session) is not str or not 0 < len(session) <= _MAX_SESSION_ID):
         raise HandshakeError("handshake 'session' must be null or a session id")
-    extra = {k: v for k, v in value.items() if k not in ("rpcengine", "session", "ack", "max_unacked")}
-    return ClientHello(version, session, _ack(value), extra, _max_unacked(value))
+    secret = value.get("secret")
+    if secret is not None and (type(secret) is not str or not 0 < len(secret) <= _MAX_SESSION_ID):
+        raise HandshakeError("handshake 'secret' must be the string the server gave")
+    extra = {k: v for k, v in value.items() if k not in _CLIENT_KEYS}
+    return ClientHello(version, session, _ack(value), extra, _max_unacked(value), secret)
 
 
 def parse_server_hello(value: Any) -> ServerHello:
@@ -186,4 +215,7 @@ def parse_server_hello(value: Any) -> ServerHello:
         if number is not None and (type(number) not in (int, float) or number <= 0):
             raise HandshakeError("the server's heartbeat settings are invalid")
     resumed = bool(value.get("resumed"))
-    return ServerHello(version, session, resumed, _ack(value), heartbeat, timeout, _max_unacked(value))
+    secret = value.get("secret")
+    if secret is not None and type(secret) is not str:
+        raise HandshakeError("the server's resume secret is not a string")
+    return ServerHello(version, session, resumed, _ack(value), heartbeat, timeout, _max_unacked(value), secret)

@@ -37,6 +37,7 @@ from enum import Enum
 from rpcengine.codec import Codec
 from rpcengine.messages import Disconnect, Heartbeat, Message
 from rpcengine.wire import heartbeat_frame
+from transports.session.budget import MemoryBudget
 
 __all__ = ["SessionProtocol", "TimerAction"]
 
@@ -54,6 +55,10 @@ class TimerAction(Enum):
     PEER_DEAD = "peer dead"
     #: The resume grace passed without a new connection: end the session.
     EXPIRED = "expired"
+    #: A frame was begun and not completed within ``frame_timeout``: close the connection.
+    FRAME_TIMEOUT = "frame timeout"
+    #: A plain session got no message for ``idle_timeout``: close the connection.
+    IDLE = "idle"
 
 
 class SessionProtocol:
@@ -79,6 +84,8 @@ class SessionProtocol:
         ack_every: int,
         now: float,
         probe: bool = False,
+        frame_timeout: float | None = None,
+        idle_timeout: float | None = None,
     ) -> None:
         self.codec = codec
         self.handshaken = handshaken
@@ -89,6 +96,9 @@ class SessionProtocol:
         self.max_unacked = max_unacked
         self.ack_every = ack_every
         self.probe = probe
+        self.frame_timeout = frame_timeout
+        self.idle_timeout = idle_timeout
+        self._partial_since: float | None = None
         #: Highest message id received from the peer (what our heartbeats acknowledge).
         self.last_received = 0
         #: Whether any message with an id has been received in this session.
@@ -98,6 +108,10 @@ class SessionProtocol:
         #: Highest message id sent in this session.
         self.last_sent = 0
         self.outbox: deque[tuple[int, bytes]] = deque()
+        #: Bytes the outbox holds.
+        self.outbox_bytes = 0
+        #: The server-wide budget the outbox counts against (None: not counted).
+        self.budget: MemoryBudget | None = None
         self.duplicates_dropped = 0
         #: The peer sent Disconnect: it takes no new requests and will close.
         self.peer_leaving = False
@@ -118,6 +132,7 @@ class SessionProtocol:
         """A connection is attached; return the unacknowledged payloads to send again on it, in order."""
         self.attached = True
         self._detached_at = None
+        self._partial_since = None
         self.last_seen = self._last_heartbeat = now
         self.acknowledged(peer_ack)
         return [payload for _, payload in self.outbox]
@@ -134,7 +149,7 @@ class SessionProtocol:
 
     def restart(self) -> None:
         """Start over after the peer forgot the session: nothing sent or received counts any more."""
-        self.outbox.clear()
+        self._clear_outbox()
         self.last_received = self.peer_acked = self.last_sent = 0
         self.received_any = False
 
@@ -142,7 +157,7 @@ class SessionProtocol:
         """The session is over: drop the outbox; every deadline is gone."""
         self.closed = True
         self.attached = False
-        self.outbox.clear()
+        self._clear_outbox()
         self._out.clear()
 
     @property
@@ -161,6 +176,11 @@ class SessionProtocol:
         self.last_sent = message_id
         if self.resumable:
             self.outbox.append((message_id, payload))
+            size = len(payload)
+            self.outbox_bytes += size
+            budget = self.budget
+            if budget is not None:
+                budget.add(size)
 
     def disconnect_sent(self) -> None:
         """This side sent Disconnect."""
@@ -180,9 +200,23 @@ class SessionProtocol:
             return False
         self.peer_acked = message_id
         outbox = self.outbox
+        freed = 0
         while outbox and outbox[0][0] <= message_id:
-            outbox.popleft()
+            freed += len(outbox.popleft()[1])
+        self._freed(freed)
         return True
+
+    def _freed(self, size: int) -> None:
+        """The outbox let go of ``size`` bytes."""
+        if size:
+            self.outbox_bytes -= size
+            if self.budget is not None:
+                self.budget.release(size)
+
+    def _clear_outbox(self) -> None:
+        """Drop every message kept for resend."""
+        self.outbox.clear()
+        self._freed(self.outbox_bytes)
 
     def peer_outbox_bound(self, max_unacked: int | None) -> None:
         """Acknowledge often enough for a peer that keeps at most ``max_unacked`` messages unacknowledged."""
@@ -227,10 +261,26 @@ class SessionProtocol:
         self.delivering += 1
         return True
 
+    def reading_paused(self) -> None:
+        """This side stopped reading (its handlers are all busy): the peer's silence does not count meanwhile.
+
+        End the pause with :meth:`delivered`.
+        """
+        self.delivering += 1
+
     def delivered(self, now: float) -> None:
         """The engine took the message :meth:`message_received` accepted (it may have blocked meanwhile)."""
         self.delivering -= 1
         self.last_seen = now
+
+    def partial_started(self, now: float) -> None:
+        """The connection began a frame it has not completed: it must be done within ``frame_timeout``."""
+        if self._partial_since is None:
+            self._partial_since = now
+
+    def partial_done(self) -> None:
+        """No frame is half received any more."""
+        self._partial_since = None
 
     def activity(self, now: float) -> None:
         """The peer answered a probe (a WebSocket pong): it is alive."""
@@ -268,7 +318,18 @@ class SessionProtocol:
         if self._judges_silence:
             silence = self.last_seen + self.heartbeat_timeout  # type: ignore[operator]
             deadline = silence if deadline is None else min(deadline, silence)
+        for extra in self._progress_deadlines():
+            deadline = extra if deadline is None else min(deadline, extra)
         return deadline
+
+    def _progress_deadlines(self) -> list[float]:
+        """The deadlines that need progress from the peer: a begun frame, and a plain session's idle limit."""
+        deadlines = []
+        if self.frame_timeout and self._partial_since is not None:
+            deadlines.append(self._partial_since + self.frame_timeout)
+        if self.idle_timeout and not self.handshaken:
+            deadlines.append(self.last_seen + self.idle_timeout)
+        return deadlines
 
     def handle_timer(self, now: float) -> TimerAction:
         """Do the timed work due at ``now``; return what the driver must do beyond writing the heartbeats."""
@@ -284,6 +345,10 @@ class SessionProtocol:
             self.last_seen = now
         if self._judges_silence and now - self.last_seen > self.heartbeat_timeout:  # type: ignore[operator]
             return TimerAction.PEER_DEAD
+        if self.frame_timeout and self._partial_since is not None and now - self._partial_since >= self.frame_timeout:
+            return TimerAction.FRAME_TIMEOUT
+        if self.idle_timeout and not self.handshaken and now - self.last_seen >= self.idle_timeout:
+            return TimerAction.IDLE
         if self._beats and now - self._last_heartbeat >= self.heartbeat_interval:  # type: ignore[operator]
             if self.handshaken:
                 self._heartbeat(now)

@@ -10,6 +10,7 @@ the listening socket and call :meth:`SessionServer.serve_link`.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import gevent
 from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import ConnectionLost, ProtocolError
 from transports.link import SocketLink
+from transports.session.budget import DEFAULT_MAX_MEMORY, MemoryBudget
 from transports.session.config import SessionConfig
 from transports.session.driver import Session
 from transports.session.handshake import (
@@ -31,7 +33,7 @@ from transports.session.handshake import (
 )
 from transports.session.sessions import SessionSet
 
-__all__ = ["Authenticate", "SessionHook", "SessionServer"]
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_SERVER_MAX_PENDING", "Authenticate", "SessionHook", "SessionServer"]
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +42,10 @@ Authenticate = Callable[[ClientHello | None, Any], bool]
 #: ``hook(session)``, called on connect and on disconnect.
 SessionHook = Callable[[Session], object]
 
-#: Default bound on simultaneous connections per server.
+#: Default bound on simultaneous connections (and detached sessions) per server.
 DEFAULT_MAX_CONNECTIONS = 10_000
+#: Default bound on the requests a server may have pending per session (a client's default is higher).
+DEFAULT_SERVER_MAX_PENDING = 1024
 #: How long a handshake refusal may take to reach the socket before the connection closes anyway.
 _REFUSAL_FLUSH_TIMEOUT = 1.0
 #: How long a stopping server waits for queued answers to reach the sockets.
@@ -55,9 +59,16 @@ class SessionServer:
     new session starts, ``on_disconnect(session)`` when it ends for good (not
     when a resumable session merely loses its connection).
     ``authenticate(hello, peer_address)`` may refuse a client by returning
-    False. ``max_connections`` bounds open connections; one more is closed
-    at once. Every other keyword is a :class:`~transports.session.config.SessionConfig`
-    field.
+    False. ``max_connections`` bounds open connections and sessions waiting
+    for a resume together: when it is reached, the session detached longest
+    is ended to make room, and with none detached a new connection gets a
+    refusal (``{"rpcengine": 1, "error": "server full: ..."}``) and is closed.
+    ``max_memory`` bounds the bytes all sessions hold queued (outboxes and
+    write buffers, answers included); past it the sessions holding the most
+    are closed first. ``max_pending`` defaults to
+    ``DEFAULT_SERVER_MAX_PENDING`` (requests the server may have pending per
+    session). Every other keyword is a
+    :class:`~transports.session.config.SessionConfig` field.
     """
 
     def __init__(
@@ -68,10 +79,12 @@ class SessionServer:
         on_disconnect: SessionHook | None = None,
         authenticate: Authenticate | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_memory: int | None = DEFAULT_MAX_MEMORY,
         clock: Callable[[], float] = time.monotonic,
         **options: Any,
     ) -> None:
         self.rpc_handler = rpc_handler
+        options.setdefault("max_pending", DEFAULT_SERVER_MAX_PENDING)
         self.config = SessionConfig().with_options(**options)
         self.codec = self.config.make_codec()
         self.on_connect = on_connect
@@ -82,22 +95,68 @@ class SessionServer:
         #: Every open session; ``sessions.notify(method, data)`` broadcasts.
         self.sessions = SessionSet()
         self.links: set[SocketLink] = set()
+        #: Sessions waiting for a resume, oldest first (they count against ``max_connections``).
+        self.detached: dict[Session, float] = {}
+        #: The bytes every session holds queued, against ``max_memory``.
+        self.budget = MemoryBudget(max_memory, self._over_budget)
+        #: The servers whose sessions share this one's budget (a WebSocket server's paths).
+        self.budget_group: list[SessionServer] = [self]
         self.accepting = True
         self.refused_connections = 0
+        self.evicted_sessions = 0
+        #: Why the last connection was refused by :meth:`admit`.
+        self.refusal_reason = ""
 
     # -- per connection ---------------------------------------------------
 
     def admit(self, link: SocketLink) -> bool:
-        """Return whether a new connection may be served; log and count it if not."""
-        if not self.accepting or len(self.links) >= self.max_connections:
+        """Return whether a new connection may be served; log and count it if not.
+
+        Open connections and detached sessions share ``max_connections``: the
+        session detached longest is ended to make room for a live connection.
+        """
+        if self.accepting and len(self.links) + len(self.detached) >= self.max_connections and self.detached:
+            oldest = next(iter(self.detached))
+            self.evicted_sessions += 1
+            log.warning("ending a detached session from %s to make room", oldest.peer_address)
+            oldest.close("ended to make room: the server is full")
+        if not self.accepting or len(self.links) + len(self.detached) >= self.max_connections:
             self.refused_connections += 1
-            log.warning(
-                "refused connection from %s: %s",
-                link.peer_address,
-                "server stopping" if not self.accepting else f"{self.max_connections} connections open",
-            )
+            reason = "server stopping" if not self.accepting else f"server full: {self.max_connections} connections"
+            log.warning("refused connection from %s: %s", link.peer_address, reason)
+            self.refusal_reason = reason
             return False
         return True
+
+    def refuse_connection(self, link: SocketLink, reason: str) -> None:
+        """Tell a connection that is not served why, without blocking (transports may answer otherwise)."""
+        try:
+            link.write_final(self.codec.encode(refusal(reason)))
+        except ConnectionLost:
+            log.debug("refusal to %s not sent: it is gone", link.peer_address)
+
+    def _session_detached(self, session: Session) -> None:
+        """A resumable session lost its connection: it counts against the connection limit while it waits."""
+        self.detached[session] = self.clock()
+
+    def _over_budget(self) -> None:
+        """Budget callback: too many bytes queued; close the largest holders (on a greenlet: hooks may block)."""
+        gevent.spawn(self._shed_memory)
+
+    def _shed_memory(self) -> None:
+        """Close the sessions holding the most bytes until the budget is kept again."""
+        budget = self.budget
+        while budget.exceeded:
+            sessions = [s for server in self.budget_group for s in server.sessions if not s.closed]
+            if not sessions:
+                break
+            largest = max(sessions, key=_held_bytes)
+            held = _held_bytes(largest)
+            log.warning("closing %s: it holds %d bytes queued, over the server's memory budget", largest, held)
+            self.evicted_sessions += 1
+            largest.close(f"memory budget exceeded: {held} bytes queued for this peer")
+            gevent.sleep(0)  # let closed links release their queues
+        budget.rearm()
 
     def serve_link(self, link: SocketLink, run: Callable[[], None]) -> None:
         """Serve one connection on the calling greenlet: handshake, then ``run()`` the read loop."""
@@ -137,16 +196,30 @@ class SessionServer:
             return
         if not self._authenticated(link, hello):
             return
-        previous = self.sessions.get(hello.session) if hello.session else None
-        if previous is not None and previous.resumable:
+        previous = self._resumable_session(hello)
+        if previous is not None:
+            self.detached.pop(previous, None)
             self._write_hello(link, previous, resumed=True)
             link.owner = previous
             previous.peer_outbox_bound(hello.max_unacked)
             previous.attach(link, hello.ack)
-            log.info("session %s resumed from %s", previous.session_id, link.peer_address)
+            log.info("session resumed from %s", link.peer_address)
             return
+        if hello.session is not None:
+            log.warning("resume refused for %s (unknown session or wrong secret): new session", link.peer_address)
         session = self._new_session(link, resumable=True, announce=True, peer_max_unacked=hello.max_unacked)
         session.peer_address = link.peer_address
+
+    def _resumable_session(self, hello: ClientHello) -> Session | None:
+        """Return the session ``hello`` may resume: known, resumable, and its secret presented."""
+        if hello.session is None:
+            return None
+        session = self.sessions.get(hello.session)
+        if session is None or not session.resumable or hello.secret is None:
+            return None
+        if not hmac.compare_digest(session.secret.encode(), hello.secret.encode()):
+            return None
+        return session
 
     def _authenticated(self, link: SocketLink, hello: ClientHello | None) -> bool:
         """Run the authenticate hook; refuse the connection if it says no or raises."""
@@ -183,6 +256,7 @@ class SessionServer:
             config.heartbeat_interval,
             config.heartbeat_timeout,
             config.max_unacked,
+            None if resumed else session.secret,
         )
         link.write(self.codec.encode(answer))
 
@@ -193,6 +267,8 @@ class SessionServer:
         config = self.config
         session = Session(config, resumable=resumable, clock=self.clock, peer_address=link.peer_address)
         session.peer_outbox_bound(peer_max_unacked)
+        session.protocol.budget = self.budget
+        session.on_detached = self._session_detached
         Engine(
             session,
             self.rpc_handler,
@@ -215,6 +291,7 @@ class SessionServer:
 
     def _session_closed(self, session: Session) -> None:
         """Run the disconnect hook for a session that ended."""
+        self.detached.pop(session, None)
         if self.on_disconnect is not None:
             try:
                 self.on_disconnect(session)
@@ -248,3 +325,9 @@ class SessionServer:
             session.close("server stopped")
         for link in list(self.links):
             link.close("server stopped")
+
+
+def _held_bytes(session: Session) -> int:
+    """Bytes ``session`` holds queued: its outbox and its link's write queue."""
+    link = session.link
+    return session.protocol.outbox_bytes + session.backlog_bytes + (link.held if link is not None else 0)

@@ -10,7 +10,7 @@ from rpcengine.errors import ConnectionLost, OutboxFull
 from rpcengine.wire import notification_frame, notification_tail
 from transports.session.driver import Session
 
-__all__ = ["SessionSet"]
+__all__ = ["BroadcastResult", "SessionSet"]
 
 log = logging.getLogger(__name__)
 
@@ -49,31 +49,72 @@ class SessionSet:
     def __contains__(self, session: object) -> bool:
         return isinstance(session, Session) and self._by_id.get(session.session_id) is session
 
-    def notify(self, method: str, data: Any = None) -> int:
-        """Send a Notification to every session without blocking; return how many got it.
+    def notify(self, method: str, data: Any = None, timeout: float | None = None) -> BroadcastResult:
+        """Send a Notification to every session; return how many got it (a :class:`BroadcastResult`).
 
-        The method and data are encoded once for all sessions. A session
-        whose peer does not keep up (its outbox or socket buffer is full) is
-        closed as a slow consumer rather than holding up the others or
-        growing without bound; the reason is logged.
+        The method and data are encoded once for all sessions. Flow control:
+        a reader that keeps up never loses a broadcast because the sender is
+        fast. When a session's outbox is full (``max_unacked`` messages await
+        its acknowledgements), the broadcast waits (yielding) up to
+        ``timeout`` (default: the session's ``broadcast_timeout``) for room;
+        a peer whose acknowledgements do not come in that time, or whose
+        socket does not take what is written (``max_buffer`` bytes unread),
+        is closed as a slow consumer, with the reason logged and sent as the
+        close reason. So the sender is paced by the slowest healthy peer.
+        Raises EncodeError (sending nothing) if ``data`` cannot be encoded.
         """
         sessions = [s for s in self._by_id.values() if not s.closed and s.engine is not None]
+        result = BroadcastResult(0)
         if not sessions:
-            return 0
+            return result
         tail = notification_tail(sessions[0].codec, method, data)
-        delivered = 0
+        delivered = closed = 0
+        waited = 0.0
         for session in sessions:
             engine = session.engine
-            assert engine is not None
-            ident = engine.next_message_id()
-            payload = notification_frame(ident, tail)
+            if engine is None or session.closed:
+                continue
             try:
-                session.send_nowait(payload, ident)
+                if session.congested:
+                    started = session.clock()
+                    try:
+                        session.wait_for_room(session.config.broadcast_timeout if timeout is None else timeout)
+                    finally:
+                        waited += session.clock() - started
+                ident = engine.next_message_id()
+                session.send_nowait(notification_frame(ident, tail), ident)
             except OutboxFull as exc:
                 log.warning("closing slow consumer %s: %s", session, exc)
                 session.close(f"slow consumer: {exc}")
+                closed += 1
             except ConnectionLost:
                 continue
             else:
                 delivered += 1
-        return delivered
+        return BroadcastResult(delivered, closed=closed, waited=waited)
+
+
+class BroadcastResult(int):
+    """How many sessions a broadcast reached (the int itself), with what else it did.
+
+    ``closed``: sessions closed as slow consumers; ``waited``: seconds the
+    broadcast spent waiting for peers' acknowledgements.
+    """
+
+    closed: int
+    waited: float
+
+    def __new__(cls, delivered: int, *, closed: int = 0, waited: float = 0.0) -> BroadcastResult:
+        """Return the result of a broadcast that reached ``delivered`` sessions."""
+        result = super().__new__(cls, delivered)
+        result.closed = closed
+        result.waited = waited
+        return result
+
+    @property
+    def delivered(self) -> int:
+        """Sessions the notification was queued for."""
+        return int(self)
+
+    def __repr__(self) -> str:
+        return f"BroadcastResult(delivered={int(self)}, closed={self.closed}, waited={self.waited:.3f})"

@@ -68,6 +68,7 @@
       this.url = url;
       this.options = Object.assign({}, DEFAULTS, options || {});
       this.sessionId = null;
+      this._secret = null; // given with a new session; presented (with sessionId) to resume it
       this.closed = false;
       this._ws = null;
       this._open = false;
@@ -198,7 +199,9 @@
       ws.onopen = () => {
         this._lastSeen = Date.now();
         if (this.options.handshake) {
-          ws.send(JSON.stringify({ rpcengine: PROTOCOL_VERSION, session: this.sessionId, ack: this._lastReceived }));
+          const hello = { rpcengine: PROTOCOL_VERSION, session: this.sessionId, ack: this._lastReceived };
+          if (this.sessionId !== null && this._secret !== null) hello.secret = this._secret;
+          ws.send(JSON.stringify(hello));
         } else {
           this._connected(null);
         }
@@ -241,6 +244,7 @@
         this._failPending("the server restarted; its session is gone");
       }
       this.sessionId = hello.session;
+      if (typeof hello.secret === "string") this._secret = hello.secret;
       this._connected(typeof hello.ack === "number" ? hello.ack : 0);
     }
 

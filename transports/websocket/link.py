@@ -228,7 +228,10 @@ class WebSocketLink(SocketLink):
                     protocol.receive_data(data)
                 else:
                     protocol.receive_eof()
-                self._process(protocol.events_received())
+                events = protocol.events_received()
+                # Bytes that made no frame yet: a frame is half received (it must complete in time).
+                self.report_partial(bool(data) and not events)
+                self._process(events)
                 if not data:
                     break
             self.close("the peer closed the connection")
@@ -335,9 +338,7 @@ class WebSocketLink(SocketLink):
         if code is not None:
             self.close_code = code
         if self._out:
-            self._frame(self._out)  # the closing handshake sends them, whole frames first
-            self._out = []
-            self._out_bytes = 0
+            self._frame(self._take_queue())  # the closing handshake sends them, whole frames first
         super().close(reason)
 
     def close_socket(self) -> None:

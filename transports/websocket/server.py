@@ -28,7 +28,7 @@ from rpcengine.engine import RpcHandler
 from transports.listener import DEFAULT_BACKLOG, Listener, tune_socket
 from transports.session import Session
 from transports.session.server import DEFAULT_MAX_CONNECTIONS, SessionServer
-from transports.session.sessions import SessionSet
+from transports.session.sessions import BroadcastResult, SessionSet
 from transports.tls import wrap_socket
 from transports.websocket.link import WebSocketLink
 from transports.websocket.protocol import (
@@ -81,12 +81,15 @@ class SessionGroup:
                 return session
         return None
 
-    def notify(self, method: str, data: Any = None) -> int:
+    def notify(self, method: str, data: Any = None, timeout: float | None = None) -> BroadcastResult:
         """Broadcast a Notification to every session on every path; return how many got it.
 
-        See :meth:`transports.session.sessions.SessionSet.notify` (slow consumers are closed).
+        See :meth:`transports.session.sessions.SessionSet.notify` (flow control, slow consumers).
         """
-        return sum(sessions.notify(method, data) for sessions in self._sets)
+        results = [sessions.notify(method, data, timeout) for sessions in self._sets]
+        return BroadcastResult(
+            sum(results), closed=sum(r.closed for r in results), waited=sum(r.waited for r in results)
+        )
 
 
 class WebSocketServer(Listener):
@@ -152,8 +155,14 @@ class WebSocketServer(Listener):
             path: SessionServer(handler, max_connections=max_connections, **options) for path, handler in routes.items()
         }
         shared_links: set[Any] = set()
-        for endpoint in self.endpoints.values():
-            endpoint.links = shared_links  # one connection limit across paths
+        shared_detached: dict[Session, float] = {}
+        group = list(self.endpoints.values())
+        for endpoint in group:
+            # One connection limit and one memory budget across paths.
+            endpoint.links = shared_links
+            endpoint.detached = shared_detached
+            endpoint.budget = group[0].budget
+            endpoint.budget_group = group
         #: Open connections (on every path).
         self.links = shared_links
         self.config = next(iter(self.endpoints.values())).config

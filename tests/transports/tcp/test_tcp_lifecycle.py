@@ -186,7 +186,7 @@ def test_max_connections_closes_the_extra_connection_until_one_leaves(tcp_server
     server = tcp_server(max_connections=2)
     first = tcp_connect(server)
     tcp_connect(server)
-    with pytest.raises(ConnectionLost):
+    with pytest.raises(HandshakeError, match="server full: 2 connections"):
         connect(LOOPBACK, server.address[1], handshake_timeout=2)
     assert server.refused_connections == 1
     first.close()
