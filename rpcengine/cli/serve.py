@@ -27,7 +27,7 @@ from typing import Any
 
 from dispatchers.middleware import with_middleware
 from rpcengine.cli.connect import open_listeners, server_ssl_context
-from rpcengine.cli.errors import ExitCode
+from rpcengine.cli.errors import CliError, ExitCode
 from rpcengine.cli.handlers import Served, load_object, rpc_handler_for, serve_functions
 from rpcengine.cli.signals import stop_requested
 from rpcengine.cli.trace import Tracer
