@@ -24,6 +24,7 @@ server = WebSocketServer(
     ("127.0.0.1", 0),
     {"/board": MethodDispatcher(Board())},  # one handler per path
     origins=["https://board.example.com", None],  # browsers from this site; programs (no Origin)
+    hosts=["board.example.com"],  # the name pages use for this server (as well as 127.0.0.1)
 ).start()
 host, port = server.address
 print(server.url("/board"))  # ws://127.0.0.1:PORT/board

@@ -111,3 +111,49 @@ def test_partial_line_with_leading_whitespace_then_bracket_is_accepted():
     decoder = LineDecoder()
     assert decoder.feed(b" \t[2,1,") == []
     assert decoder.feed(b'"echo",1]\n') == [b' \t[2,1,"echo",1]']
+
+
+def test_framing_errors_carry_the_whole_lines_before_them_and_reset_the_decoder():
+    decoder = LineDecoder(max_line=20)
+    with pytest.raises(DecodeError) as refused:
+        decoder.feed(b"[0,1]\n[0,2]\r\nGET / HTTP/1.1")
+    assert refused.value.lines == [b"[0,1]", b"[0,2]"]
+    assert decoder.buffered == 0
+    decoder = LineDecoder(max_line=20)
+    assert decoder.feed(b"[0,") == []
+    with pytest.raises(MessageTooLarge) as too_long:
+        decoder.feed(b"3]\n[" + b"1" * 30)
+    assert too_long.value.lines == [b"[0,3]"]
+    assert decoder.buffered == 0
+    with pytest.raises(MessageTooLarge) as too_long:
+        LineDecoder(max_line=20).feed(b"[0,1]\n[" + b"1" * 30 + b"]\n[0,2]\n")
+    assert too_long.value.lines == [b"[0,1]"]
+    with pytest.raises(MessageTooLarge) as too_long:
+        LineDecoder(max_line=20).feed(b"[" * 30)
+    assert too_long.value.lines == []
+
+
+@pytest.mark.parametrize(
+    ("chunks", "lines"),
+    [
+        ([b"  \t", b"\n"], []),  # a held line of blanks, then its newline
+        ([b"  \r", b"\n[0,1]\n"], [b"[0,1]"]),  # blanks and half a CRLF
+        ([b" ", b" ", b"\r\n"], []),
+        ([b"  ", b" [0,1]\n"], [b"   [0,1]"]),  # blanks held, the frame in the chunk with the newline
+        ([b"[0,1]\r", b"\n"], [b"[0,1]"]),  # the CR held, the LF in the next chunk
+        ([b"[0,", b"1]\r", b"\n[0,2]\r\n"], [b"[0,1]", b"[0,2]"]),
+        ([b"[0,1", b"]\n\n \n[0,2", b"]\n"], [b"[0,1]", b"[0,2]"]),
+    ],
+)
+def test_a_held_line_ends_as_in_one_feed(chunks, lines):
+    decoder = LineDecoder()
+    assert [line for chunk in chunks for line in decoder.feed(chunk)] == lines
+    assert LineDecoder().feed(b"".join(chunks)) == lines
+    assert decoder.buffered == 0
+
+
+def test_a_long_blank_held_line_is_skipped_even_past_the_limit_once_complete():
+    decoder = LineDecoder(max_line=10)
+    assert decoder.feed(b" " * 10) == []
+    assert decoder.feed(b"  \n[0,1]\n") == [b"[0,1]"]
+    assert LineDecoder(max_line=10).feed(b" " * 12 + b"\n[0,1]\n") == [b"[0,1]"]

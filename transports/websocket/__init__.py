@@ -22,6 +22,7 @@ UTF-8 with 1007, a message over ``max_message_size`` (or in more than
 * :mod:`transports.websocket.protocol`: what they share around ``websockets``' sans-I/O core;
 * :mod:`transports.websocket.link`: :class:`WebSocketLink`, one connection;
 * :mod:`transports.websocket.server`: :class:`WebSocketServer`, several paths on one port;
+* :mod:`transports.websocket.origin`: which pages and Host names may connect (same-origin by default);
 * :mod:`transports.websocket.client`: :func:`connect` and the lower-level :func:`open_websocket`.
 """
 

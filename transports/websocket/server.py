@@ -4,15 +4,15 @@ Each path is served by its own :class:`~transports.session.server.SessionServer`
 (the class behind :class:`~transports.tcp.TcpServer`), so sessions,
 broadcast, hooks, limits, heartbeats and resume work exactly as over TCP.
 This module adds what is particular to WebSocket: the HTTP upgrade (done by
-``websockets``' sans-I/O ServerProtocol) with its deadline, the Origin
-allowlist, subprotocol negotiation, routing by path, and the browser
+``websockets``' sans-I/O ServerProtocol) with its deadline, the Host and
+Origin checks (:mod:`transports.websocket.origin`: same-origin pages only
+by default), subprotocol negotiation, routing by path, and the browser
 client script at ``GET /rpcengine.js``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import ssl
 from collections.abc import Iterator, Mapping, Sequence
 from http import HTTPStatus
@@ -22,7 +22,7 @@ from typing import Any, cast
 import gevent
 from websockets.exceptions import NegotiationError
 from websockets.http11 import Request
-from websockets.typing import Origin, Subprotocol
+from websockets.typing import Subprotocol
 
 from rpcengine.engine import RpcHandler
 from transports.listener import DEFAULT_BACKLOG, Listener, tune_socket
@@ -31,6 +31,7 @@ from transports.session.server import DEFAULT_MAX_CONNECTIONS, SessionServer
 from transports.session.sessions import BroadcastResult, SessionSet
 from transports.tls import wrap_socket
 from transports.websocket.link import WebSocketLink
+from transports.websocket.origin import OriginPolicy, OriginRule
 from transports.websocket.protocol import (
     DEFAULT_MAX_FRAGMENTS,
     SUBPROTOCOL,
@@ -48,9 +49,6 @@ log = logging.getLogger(__name__)
 #: Where the browser client lives on disk, and the URL path it is served at.
 STATIC_DIR = Path(__file__).parent.parent / "static"
 STATIC_PATH = "/rpcengine.js"
-
-#: An allowed Origin: an exact string, a compiled pattern (full match), or None for "no Origin header".
-OriginRule = str | re.Pattern[str] | None
 
 
 class SessionGroup:
@@ -100,12 +98,22 @@ class WebSocketServer(Listener):
     path gets 404, whose body lists the paths served. A query string does
     not take part in routing.
 
-    ``origins``: if given, a handshake whose ``Origin`` header is not in it
-    is refused with 403. Browsers always send ``Origin`` (the page's
-    scheme, host and port), so this stops a page from another site from
-    calling a local service; entries are exact strings or compiled patterns
-    (full match), and ``None`` in the list admits clients that send no
-    Origin at all (programs, not browsers).
+    Who may connect (:class:`~transports.websocket.origin.OriginPolicy`):
+    browsers always send ``Origin`` (the page's scheme, host and port), and
+    by default an upgrade with an Origin is accepted only from a page of
+    this server itself (same scheme, host and port as its Host header), so
+    a page of another site cannot call a local service (403). ``origins``
+    lists the Origins allowed instead: exact strings or compiled patterns
+    (full match), ``None`` in the list for clients that send no Origin at
+    all (programs, not browsers); ``origins="*"`` allows every site.
+    Clients without an Origin are accepted unless ``origins`` leaves
+    ``None`` out. The Host header must name this server (421 otherwise,
+    400 if there is none): the address it is bound to, ``localhost``,
+    ``127.0.0.1`` and ``::1`` when that is a loopback or a wildcard address
+    (then any IP address too), and the names in ``hosts``
+    (``hosts="*"`` accepts every Host, e.g. behind a proxy). This stops
+    DNS rebinding: a page whose own name was pointed at this server.
+    The script at ``/rpcengine.js`` is public and served to every request.
 
     ``subprotocol`` (default ``rpcengine.v1``, carrying the protocol
     version) is selected when the client offers it; a client offering only
@@ -137,7 +145,8 @@ class WebSocketServer(Listener):
         address: tuple[str, int],
         handlers: RpcHandler | Mapping[str, RpcHandler],
         *,
-        origins: Sequence[OriginRule] | None = None,
+        origins: str | Sequence[OriginRule] | None = None,
+        hosts: str | Sequence[str] | None = None,
         subprotocol: str | None = SUBPROTOCOL,
         require_subprotocol: bool = False,
         ssl_context: ssl.SSLContext | None = None,
@@ -168,7 +177,9 @@ class WebSocketServer(Listener):
         self.config = next(iter(self.endpoints.values())).config
         #: Every session on every path; ``sessions.notify(method, data)`` broadcasts.
         self.sessions = SessionGroup([endpoint.sessions for endpoint in self.endpoints.values()])
-        self.origins = None if origins is None else list(origins)
+        self._origins, self._hosts, self._host_asked = origins, hosts, address[0]
+        #: The Host and Origin checks (refreshed by :meth:`start` with the address actually bound).
+        self.policy = OriginPolicy([address[0]], secure=ssl_context is not None, origins=origins, hosts=hosts)
         self.subprotocol = subprotocol
         self.require_subprotocol = require_subprotocol
         self.ssl_context = ssl_context
@@ -198,6 +209,12 @@ class WebSocketServer(Listener):
     def start(self) -> WebSocketServer:
         """Start listening and accepting in the background; return self. Raises OSError if it cannot bind."""
         Listener.start(self)
+        self.policy = OriginPolicy(
+            [self._host_asked, self.address[0]],
+            secure=self.ssl_context is not None,
+            origins=self._origins,
+            hosts=self._hosts,
+        )
         log.info("WebSocket paths served: %s", ", ".join(self.endpoints))
         return self
 
@@ -246,7 +263,7 @@ class WebSocketServer(Listener):
                 if self.ssl_context is not None:
                     sock = wrap_socket(self.ssl_context, sock, server_side=True, timeout=limit)
                 protocol = ServerProtocol(
-                    origins=cast("Sequence[Origin | re.Pattern[str] | None] | None", self.origins),
+                    origins=None,  # checked by self.policy
                     subprotocols=[Subprotocol(self.subprotocol)] if self.subprotocol else None,
                     select_subprotocol=lambda _protocol, offered: self._select_subprotocol(offered),
                     max_size=self.config.max_message_size,
@@ -287,8 +304,11 @@ class WebSocketServer(Listener):
                 HTTPStatus.NOT_FOUND, f"Not Found. WebSocket paths served: {', '.join(self.endpoints)}\n"
             )
         else:
-            response = protocol.accept(request)
-            if response.status_code == 101:
+            response = protocol.accept(request)  # a valid upgrade gets 101, a malformed one its error status
+            if response.status_code == 101 and (refusal := self.policy.check(request.headers)) is not None:
+                log.info("refused upgrade from %s: %s", address, refusal.reason)
+                response = protocol.reject(refusal.status, f"{refusal.status.phrase}: {refusal.reason}\n")
+            elif response.status_code == 101:
                 link = self.link_class(
                     sock,
                     address,

@@ -3,6 +3,9 @@
 A page loads ``/rpcengine.js`` from the server, calls ``rpc_`` methods,
 answers a server-initiated request, receives a broadcast, survives a
 dropped connection (resume), and reports what it saw by calling the server.
+The page comes from an HTTP server of its own, on another port: another
+origin, which the WebSocket server admits because ``origins=`` names it
+(by default it admits only pages it served itself).
 Chromium comes from Debian's packages (``.ci/install-chromium.sh``, run by
 ``.ci/setup.sh --test``).
 """
@@ -21,6 +24,7 @@ from typing import Any
 import gevent
 import gevent.event
 import pytest
+from gevent.pywsgi import WSGIServer
 
 from dispatchers import MethodDispatcher
 from rpcengine import Request, RequestException
@@ -138,6 +142,29 @@ class BrowserService:
         return "thanks"
 
 
+class PageServer:
+    """An HTTP server on a free loopback port answering every GET with one HTML page (set later)."""
+
+    def __init__(self) -> None:
+        self.html = ""
+        self.server = WSGIServer(("127.0.0.1", 0), self._app, log=None)
+        self.server.start()
+
+    @property
+    def origin(self) -> str:
+        """The origin of the page, as a browser sends it in the Origin header."""
+        return f"http://127.0.0.1:{self.server.address[1]}"
+
+    def _app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = self.html.encode()
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self.server.stop(timeout=1)
+
+
 def launch(url: str, profile: str) -> subprocess.Popen:
     """Start headless Chromium on ``url`` in its own process group."""
     return subprocess.Popen(
@@ -169,22 +196,27 @@ def test_page_uses_every_feature_of_the_browser_client() -> None:
             pytest.fail("chromium is not installed: .ci/setup.sh --test installs it")
         pytest.skip("chromium is not installed (run .ci/install-chromium.sh)")
     service = BrowserService()
+    page = PageServer()
     server = websocket.WebSocketServer(
-        ("127.0.0.1", 0), {"/rpc": MethodDispatcher(service)}, heartbeat_interval=1.0, heartbeat_timeout=5.0
+        ("127.0.0.1", 0),
+        {"/rpc": MethodDispatcher(service)},
+        origins=[page.origin],  # the page comes from another port: another origin
+        heartbeat_interval=1.0,
+        heartbeat_timeout=5.0,
     ).start()
     service.server = server
     workdir = tempfile.mkdtemp(prefix="rpcengine-browser-")
     process = None
     try:
         base = f"http://127.0.0.1:{server.address[1]}"
-        page = Path(workdir, "page.html")
-        page.write_text(PAGE % {"base": base, "url": server.url("/rpc")})
-        process = launch(page.as_uri(), str(Path(workdir, "profile")))
+        page.html = PAGE % {"base": base, "url": server.url("/rpc")}
+        process = launch(page.origin + "/", str(Path(workdir, "profile")))
         results = service.report.get(timeout=60)
     finally:
         if process is not None:
             stop(process)
         server.stop(timeout=1)
+        page.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(results, indent=1))
     assert results["errors"] == []
@@ -223,14 +255,16 @@ def test_readme_browser_example_runs_in_chromium() -> None:
     readme = Path(__file__).resolve().parents[3].joinpath("README.md").read_text()
     (snippet,) = re.findall(r"^```html\n(.*?)^```$", readme, re.MULTILINE | re.DOTALL)
     service = ReadmeService()
-    server = websocket.WebSocketServer(("127.0.0.1", 0), {"/rpc": MethodDispatcher(service)}).start()
+    page = PageServer()
+    server = websocket.WebSocketServer(
+        ("127.0.0.1", 0), {"/rpc": MethodDispatcher(service)}, origins=[page.origin]
+    ).start()
     workdir = tempfile.mkdtemp(prefix="rpcengine-readme-")
     process = None
     try:
         port = server.address[1]
-        page = Path(workdir, "readme.html")
-        page.write_text(snippet.replace("127.0.0.1:8080", f"127.0.0.1:{port}"))
-        process = launch(page.as_uri(), str(Path(workdir, "profile")))
+        page.html = snippet.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+        process = launch(page.origin + "/", str(Path(workdir, "profile")))
         data, engine = service.added.get(timeout=60)
         assert data == [2, 3]
         assert engine.request("ping", None, timeout=10) == "pong", "the page answers server-initiated calls"
@@ -238,4 +272,54 @@ def test_readme_browser_example_runs_in_chromium() -> None:
         if process is not None:
             stop(process)
         server.stop(timeout=1)
+        page.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+REFUSED_PAGE = """<!doctype html>
+<html><head><title>rpcengine origin test</title>
+<script src="%(base)s/rpcengine.js"></script></head>
+<body><script>
+(async () => {
+  const outcome = await new Promise((resolve) => {
+    const socket = new WebSocket("%(guarded)s");
+    socket.onopen = () => { resolve("open"); socket.close(); };
+    socket.onclose = (event) => resolve("closed " + event.code);
+  });
+  const reporter = new rpcengine.Client("%(url)s", {timeout: 5});
+  await reporter.request("report", outcome);
+  reporter.close();
+})();
+</script></body></html>
+"""
+
+
+@pytest.mark.timeout(90)
+def test_a_page_of_another_origin_is_refused_by_default() -> None:
+    """Chromium's own Origin header: a server with default options refuses a page it did not serve."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/setup.sh --test installs it")
+        pytest.skip("chromium is not installed (run .ci/install-chromium.sh)")
+    service = BrowserService()
+    page = PageServer()
+    guarded = websocket.WebSocketServer(("127.0.0.1", 0), {"/rpc": MethodDispatcher(service)}).start()
+    reporting = websocket.WebSocketServer(
+        ("127.0.0.1", 0), {"/rpc": MethodDispatcher(service)}, origins=[page.origin]
+    ).start()
+    workdir = tempfile.mkdtemp(prefix="rpcengine-origin-")
+    process = None
+    try:
+        base = f"http://127.0.0.1:{reporting.address[1]}"
+        page.html = REFUSED_PAGE % {"base": base, "guarded": guarded.url("/rpc"), "url": reporting.url("/rpc")}
+        process = launch(page.origin + "/", str(Path(workdir, "profile")))
+        outcome = service.report.get(timeout=60)
+    finally:
+        if process is not None:
+            stop(process)
+        guarded.stop(timeout=1)
+        reporting.stop(timeout=1)
+        page.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert outcome == "closed 1006", outcome  # the browser saw the upgrade fail (the 403 it does not show)
+    assert len(guarded.links) == 0
