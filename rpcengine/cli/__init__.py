@@ -186,6 +186,19 @@ def _add_serve(subparsers: Any) -> None:
     parser.add_argument("--max-concurrency", type=_positive_int, help="calls handled at once per connection (64)")
     parser.add_argument("--max-message-size", type=_positive_int, help="largest message in bytes (default 1 MiB)")
     parser.add_argument(
+        "--origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a web page origin allowed on ws:// listeners (repeat; '*' allows all; default: same-origin pages only)",
+    )
+    parser.add_argument(
+        "--host",
+        action="append",
+        dest="hosts",
+        metavar="NAME",
+        help="a Host name ws:// listeners answer to besides their address (repeat; against DNS rebinding)",
+    )
+    parser.add_argument(
         "--stop-timeout", type=_non_negative_float, default=5.0, help="seconds to let calls finish on stop (5)"
     )
     _common(parser)

@@ -207,6 +207,10 @@ def open_listeners(
     return started
 
 
+#: Server options that only WebSocket listeners take.
+WEBSOCKET_ONLY_OPTIONS = frozenset({"origins", "hosts"})
+
+
 def _make_server(group: list[Endpoint], rpc_handler: RpcHandler, context: Any, options: dict[str, Any]) -> Any:
     """Return an unstarted server for endpoints that share one address."""
     first = group[0]
@@ -216,4 +220,5 @@ def _make_server(group: list[Endpoint], rpc_handler: RpcHandler, context: Any, o
         return websocket.WebSocketServer((first.host, first.port), handlers, ssl_context=context, **options)
     from transports.tcp import TcpServer
 
-    return TcpServer((first.host, first.port), rpc_handler, ssl_context=context, **options)
+    tcp_options = {name: value for name, value in options.items() if name not in WEBSOCKET_ONLY_OPTIONS}
+    return TcpServer((first.host, first.port), rpc_handler, ssl_context=context, **tcp_options)

@@ -50,6 +50,12 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, name)
         if value is not None:
             options[name] = value
+    origins = getattr(args, "origin", None)
+    if origins:
+        # Programs send no Origin: they keep working (None in the list admits them).
+        options["origins"] = "*" if "*" in origins else [*origins, None]
+    if getattr(args, "hosts", None):
+        options["hosts"] = list(args.hosts)
     return options
 
 

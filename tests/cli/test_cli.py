@@ -375,3 +375,32 @@ def test_serve_instance_attribute_and_on_serve_hook(tmp_path: Path) -> None:
         assert json.loads(run_cli("call", url, "servers").stdout) == 2
     finally:
         assert served.stop() == 0
+
+
+def _upgrade_status(url: str, origin: str | None) -> int:
+    """The HTTP status a WebSocket upgrade to ``url`` gets, with ``origin`` as its Origin header."""
+    from helpers.ws import RawWebSocket
+    from websockets.exceptions import InvalidStatus
+
+    try:
+        RawWebSocket(url, origin=origin).sock.close()
+    except InvalidStatus as exc:
+        return exc.response.status_code
+    return 101
+
+
+def test_serve_origin_admits_the_pages_it_names_and_refuses_others() -> None:
+    served = Served(SERVICE, "ws://127.0.0.1:0/rpc", "--origin", "https://app.example", "--log-level", "error")
+    try:
+        (url,) = served.wait_for(1)
+        assert _upgrade_status(url, "https://app.example") == 101
+        assert _upgrade_status(url, "https://evil.example") == 403
+        assert _upgrade_status(url, None) == 101  # a program, not a browser
+    finally:
+        assert served.stop() == 0
+    default = Served(SERVICE, "ws://127.0.0.1:0/rpc", "--log-level", "error")
+    try:
+        (url,) = default.wait_for(1)
+        assert _upgrade_status(url, "https://app.example") == 403  # same-origin pages only by default
+    finally:
+        assert default.stop() == 0
