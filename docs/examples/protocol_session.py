@@ -49,7 +49,7 @@ send("[0, 1]")  # acknowledge the server's message 1: it may forget it
 
 # Resume the session on a new connection.
 send, read = open_line_socket()  # a new connection resuming that session
-send(json.dumps({"rpcengine": 1, "session": hello["session"], "ack": 1}))
+send(json.dumps({"rpcengine": 1, "session": hello["session"], "secret": hello["secret"], "ack": 1}))  # id and secret
 resumed = read()
 assert resumed["resumed"] is True and resumed["ack"] == 1  # the server had our message 1
 server.stop()

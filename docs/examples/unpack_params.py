@@ -14,7 +14,6 @@ def loopback_client(handler):
     return Engine(client_side, lambda request: None)
 
 
-# -- params
 @dataclass
 class Item:
     """One line of an order."""
@@ -46,7 +45,6 @@ assert client.request("add", 41, timeout=5) == 42  # any other value: one argume
 order = {"customer": "ann", "items": [{"name": "pear", "quantity": 2}, {"name": "fig"}]}
 assert client.request("order", order, timeout=5) == 3  # each item built as an Item
 assert client.request("whoami", timeout=5) == "you called 'whoami'"  # null: no arguments
-# -- errors
 try:
     client.request("add", [1, 2, 3], timeout=5)
 except RequestException as exc:
@@ -70,7 +68,6 @@ except RequestException as exc:
     assert exc.data["message"] == "order(customer, items): items[1].quantity must be int, got str"
 else:
     raise AssertionError("a quantity of 'two' was accepted")
-# -- describe
 add = client.request("rpcengine.describe", timeout=5)[0]
 assert add["signature"] == "(a: int, b: int = 1) -> int"
 assert add["takes"] == "params"
@@ -81,7 +78,6 @@ assert add["params"][1] == {
     "required": False,
     "default": 1,
 }
-# -- registry
 registry = Registry(unpack_params=True)
 
 
@@ -95,7 +91,6 @@ assert mul(6, 7) == 42, "register returns the function unchanged"
 assert loopback_client(registry).request("mul", [6, 7], timeout=5) == 42
 
 
-# -- one method
 class Mixed:
     """The request style stays the default; one method opts in."""
 
@@ -112,5 +107,4 @@ class Mixed:
 client = loopback_client(MethodDispatcher(Mixed()))
 assert client.request("echo", [1, 2], timeout=5) == [1, 2]
 assert client.request("greet", ["ann"], timeout=5) == "hello, ann"
-# -- end
 print("ok")

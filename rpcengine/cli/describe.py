@@ -1,8 +1,11 @@
 """How ``methods`` prints what ``rpcengine.describe`` answers: a summary of all, or one method in full.
 
-An entry is an object with at least ``name``; ``signature`` and ``doc``
-are printed when present, and any other key (parameters, annotations,
-defaults, whatever the server's dispatcher reports) follows in full::
+An entry is an object with at least ``name``; ``signature`` and the
+docstring (``docstring`` in full, else ``doc``) are printed when present,
+then the parameters of a handler that takes them, and any other key
+(whatever the server's dispatcher reports) in full. What the heading
+already says (``takes``, ``returns``, a request-style handler's ``params:
+null``) is not repeated::
 
     >>> print("\\n".join(format_method({"name": "add", "signature": "(a, b)", "doc": "Add.", "params": [1]})))
     add(a, b)
@@ -22,7 +25,7 @@ from rpcengine.cli.output import dump_json
 
 __all__ = ["format_method", "format_summary"]
 
-_SHOWN = ("name", "signature", "doc")
+_SHOWN = ("name", "signature", "doc", "docstring", "takes", "returns")
 
 
 def _heading(entry: dict[str, Any]) -> str:
@@ -52,11 +55,11 @@ def _detail(key: str, value: Any) -> list[str]:
 def format_method(entry: dict[str, Any]) -> list[str]:
     """Return every line ``methods URL NAME`` prints for one method: heading, whole docstring, the rest."""
     lines = [_heading(entry)]
-    doc = str(entry.get("doc") or "").strip()
+    doc = str(entry.get("docstring") or entry.get("doc") or "").strip()
     if doc:
         lines += ["", textwrap.indent(doc, "    "), ""]
     for key, value in entry.items():
-        if key not in _SHOWN:
+        if key not in _SHOWN and not (key == "params" and value is None):
             lines += _detail(key, value)
     while lines and not lines[-1]:
         lines.pop()

@@ -223,6 +223,9 @@ class FakeLink:
         self.on_lost: Any = None
         self.on_protocol_error: Any = None
         self.on_activity: Any = None
+        self.on_partial: Any = None
+        self.budget: Any = None
+        self.held = 0
         self.owner: Any = None
         self.can_probe = False
         self.reading = True
@@ -231,7 +234,7 @@ class FakeLink:
 
     def detach_callbacks(self) -> None:
         """Forget the upward callbacks."""
-        self.receiver = self.on_lost = self.on_protocol_error = self.on_activity = None
+        self.receiver = self.on_lost = self.on_protocol_error = self.on_activity = self.on_partial = None
 
     def stop_reading(self) -> None:
         """Pass no more frames on."""
@@ -244,7 +247,7 @@ class FakeLink:
         """Everything is written at once."""
         return True
 
-    def write(self, payload: bytes) -> None:
+    def write(self, payload: bytes, block: bool = True) -> None:
         """Record ``payload``; raise ConnectionLost once closed."""
         if self.closed:
             raise ConnectionLost("fake link closed")

@@ -271,9 +271,9 @@ class Session(Transport):
         link = self.link
         if link is not None:
             try:
-                # Answers never block on a full socket buffer: the reader is held back instead
-                # (frame_received), so a handler does not sit on its request while the peer is slow.
-                link.write(payload, wait)
+                # A writer (an answer's handler too) waits while the socket buffer is over max_buffer:
+                # so a reader that does not read costs max_buffer plus one answer per running handler.
+                link.write(payload)
             except ConnectionLost:
                 if not protocol.resumable:
                     raise

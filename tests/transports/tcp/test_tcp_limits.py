@@ -127,9 +127,10 @@ def test_thousand_concurrent_connections_ten_calls_each_without_error(tcp_server
 
 
 def test_handlers_beyond_max_concurrency_wait_and_the_server_stops_reading(tcp_raw, tcp_server):
-    """At most max_concurrency (4) handlers run at once. Past that the server stops reading: it holds at most
-    one read (64 KiB) of requests not yet handled, so the bytes the client manages to send are bounded by that,
-    the 4 requests being handled, and the two socket buffers in the kernel; the client's writes then block."""
+    """At most max_concurrency (4) handlers run at once. Past that the server reads ahead (so that a peer's end
+    is seen at once) up to ``max_buffer`` bytes of requests not yet handled, then stops reading: the bytes the
+    client manages to send are bounded by that, one read (64 KiB), the 4 requests being handled, and the two
+    socket buffers in the kernel; the client's writes then block."""
     opened = Event()
     running = [0]
     peak = [0]
@@ -171,7 +172,8 @@ def test_handlers_beyond_max_concurrency_wait_and_the_server_stops_reading(tcp_r
         (session,) = server.sessions
         kernel = session.link.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         kernel += raw.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-        assert sent[0] <= 64 * 1024 + 4 * len(lines[0]) + kernel < total
+        read_ahead = server.config.max_buffer + len(lines[0])
+        assert sent[0] <= read_ahead + 64 * 1024 + 4 * len(lines[0]) + kernel < total
     finally:
         opened.set()
     writing.get(timeout=20)

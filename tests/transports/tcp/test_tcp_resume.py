@@ -51,7 +51,9 @@ def cut_setup(request, tcp_server, tcp_proxy, tcp_connect):
     connects: list[Any] = []
     cutter = Cutter(how, None)
     recorder = Recorder(on_call=cutter, delay=lambda: rng.choice((0, 0, 0, 0.001)))
-    server = tcp_server(recorder, max_concurrency=8, on_connect=connects.append)
+    # A small max_buffer bounds the server's read-ahead while its handlers are busy, so that the cut
+    # comes while the client still has messages the server has not received.
+    server = tcp_server(recorder, max_concurrency=8, max_buffer=4096, on_connect=connects.append)
     address = server.address
     if how == "proxy":
         cutter.proxy = tcp_proxy(server.address)
