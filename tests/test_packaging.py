@@ -107,6 +107,7 @@ def test_the_wheel_holds_the_licence_and_the_package_data(wheel: Path) -> None:
         assert name in names, name
     assert "Classifier: Typing :: Typed" in metadata
     assert "Framework :: gevent" not in metadata
+    assert "Project-URL: Download, https://pypi.org/project/rpcengine/" in metadata
 
 
 @pytest.mark.timeout(900)

@@ -126,7 +126,6 @@ def inject_malformed(world: TcpWorld) -> list[tuple[str, str, float]]:
     return results
 
 
-@pytest.mark.timeout(int(SOAK_SECONDS) + 240)
 def hostile_loop(world: TcpWorld, counts: dict[str, int], stop: list[bool]) -> None:
     """Until ``stop[0]``: every HOSTILE_EVERY seconds one of D1, D2, D5 against the soak's server."""
     victims = [s.session_id for s in world.server.sessions]
@@ -153,6 +152,7 @@ def hostile_loop(world: TcpWorld, counts: dict[str, int], stop: list[bool]) -> N
         gevent.sleep(HOSTILE_EVERY)  # the hostile client's own pace
 
 
+@pytest.mark.timeout(int(SOAK_SECONDS) + 240)
 def test_soak(figures: Figures, quiet_logs: None, capsys: pytest.CaptureFixture[str]) -> None:
     """100 connections, half the measured throughput, a fault every 10 s; clean and leak-free at the end."""
     world = TcpWorld(**SERVER_OPTIONS).start()
