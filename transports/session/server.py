@@ -152,10 +152,11 @@ class SessionServer:
                 break
             largest = max(sessions, key=_held_bytes)
             held = _held_bytes(largest)
+            if held == 0:
+                break  # nothing left to shed: what is counted is not held by a session
             log.warning("closing %s: it holds %d bytes queued, over the server's memory budget", largest, held)
             self.evicted_sessions += 1
-            largest.close(f"memory budget exceeded: {held} bytes queued for this peer")
-            gevent.sleep(0)  # let closed links release their queues
+            largest.close(f"memory budget exceeded: {held} bytes queued for this peer")  # releases them now
         budget.rearm()
 
     def serve_link(self, link: SocketLink, run: Callable[[], None]) -> None:
