@@ -96,6 +96,7 @@ def test_d1_abandoned_sessions_stay_within_the_connection_and_memory_budgets(ser
     peak = 0
     for round_number in range(6):
         raw = RawClient(server.address, rcvbuf=64 << 10)
+        raw.sock.settimeout(1.0)  # a server that stops reading this client makes its sends time out
         raw.send(HELLO)
         deadline = time.monotonic() + 1.5
         ident = 1
