@@ -10,7 +10,7 @@
   wrap any of them.
 """
 
-# Marks this package as rpcengine's own (see dispatchers._ownership); set before the imports below, which check it.
+# Marks this package as rpcengine's own (see rpcengine.packages); set before the imports below, which check it.
 __rpcengine_package__ = True
 
 from dispatchers.introspection import DESCRIBE_METHOD

@@ -6,12 +6,12 @@ import inspect
 import keyword
 from typing import Any, NoReturn
 
-from dispatchers._ownership import require_own_package
 from dispatchers.introspection import DESCRIBE_METHOD, describe_callables
 from dispatchers.params import make_handler
 from rpcengine.engine import RpcHandler
 from rpcengine.errors import MethodNotFound
 from rpcengine.messages import Notification, Request
+from rpcengine.packages import require_own_package
 
 require_own_package("dispatchers")  # fails at once, naming it, if 'dispatchers' is another installation
 

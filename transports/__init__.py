@@ -6,7 +6,7 @@
 * :mod:`transports.base`: the base class for writing a new transport.
 """
 
-# Marks this package as rpcengine's own (see transports._ownership); set before the imports below, which check it.
+# Marks this package as rpcengine's own (see rpcengine.packages); set before the imports below, which check it.
 __rpcengine_package__ = True
 
 from transports.base import Transport

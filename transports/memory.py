@@ -23,8 +23,8 @@ from rpcengine.codec import Codec, default_codec
 from rpcengine.engine import Engine
 from rpcengine.errors import ConnectionLost, ProtocolError
 from rpcengine.messages import Disconnect, Message, Notification, Request
+from rpcengine.packages import require_own_package
 from rpcengine.wire import bad_frame_reply, has_request_id, parse_frame
-from transports._ownership import require_own_package
 from transports.base import Transport
 
 require_own_package("transports")  # fails at once, naming it, if 'transports' is another installation

@@ -25,7 +25,7 @@ import gevent.socket
 
 from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import ProtocolError
-from transports._ownership import require_own_package
+from rpcengine.packages import require_own_package
 from transports.framing import LineDecoder
 from transports.link import SocketLink
 from transports.listener import DEFAULT_BACKLOG, Listener, tune_socket

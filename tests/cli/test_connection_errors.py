@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from helpers.cli import SERVICE, Served, assert_one_line_error, free_port, host_port, run_cli
@@ -131,21 +128,6 @@ def test_wss_against_a_plain_websocket_port_says_it_does_not_speak_tls(servers: 
     line = assert_one_line_error(run_cli("call", f"wss://{host}:{port}/rpc", "get", "--timeout", "2"), 4)
     assert line.startswith(f"rpcengine: error: wss://{host}:{port}/rpc: this port does not speak TLS")
     assert f"try ws://{host}:{port}/rpc" in line
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    folder: Path = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
-    return str(cert), str(key)
 
 
 def test_tcp_against_a_tls_port_suggests_tls(certificate: tuple[str, str]) -> None:

@@ -4,7 +4,7 @@ Each outbox and each link's write queue adds what it queues and releases what
 it drops (:meth:`MemoryBudget.add`, :meth:`MemoryBudget.release`); a payload
 that sits in both (a message kept for resend and not yet written) counts
 twice, so the figure errs on the safe side. Once the total passes the limit,
-``on_exceeded`` is called (once until the total is back under it): the server
+``on_exceeded`` is called (once, until the total is back under it): the server
 then closes the largest holders first. Nothing here does I/O or yields.
 """
 
@@ -48,7 +48,3 @@ class MemoryBudget:
     def exceeded(self) -> bool:
         """Whether more bytes are counted than the limit allows."""
         return self.limit is not None and self.used > self.limit
-
-    def rearm(self) -> None:
-        """Allow ``on_exceeded`` to be called again (after the server acted on the last call)."""
-        self._alarmed = False

@@ -30,7 +30,7 @@ import gevent
 from gevent.event import Event
 
 from rpcengine.errors import ConnectionLost, OutboxFull, ProtocolError
-from rpcengine.messages import Disconnect, Error, Message, Notification, Request, Response
+from rpcengine.messages import Disconnect, Message, Notification, Request
 from rpcengine.wire import bad_frame_reply, disconnect_frame, has_request_id, parse_frame
 from transports.base import Transport
 from transports.link import SocketLink
@@ -374,26 +374,26 @@ class Session(Transport):
             if self._room is not None and len(protocol.outbox) <= protocol.max_unacked:
                 self._wake_senders()
             return
-        if protocol._out:
+        if protocol.output:
             self._write_protocol_data()
-        if self._ending is not None and type(message) is not Disconnect and not _is_answer(message):
+        kind = type(message)
+        work = kind is Request or kind is Notification  # goes to a handler (answers and Disconnect do not)
+        if work and self._ending is not None:
             protocol.delivered(clock())
             log.debug("dropped %r from %s: the session is ending", message, self.peer_address)
             return
         engine = self.engine
-        if self._backlog or (engine is not None and engine.saturated and _is_work(message)):
+        if self._backlog or (work and engine is not None and engine.saturated):
             # Every handler is busy: keep reading (so that the peer's end is seen at once), and
-            # queue what comes, in order, up to a bound; past it the reader waits.
+            # queue what comes, in order, up to a bound; past it the reader waits (see _queue).
             protocol.delivered(clock())
             self._queue(message, len(frame))
             return
-        # Delivery blocks while the engine's handlers are all busy, and meanwhile nothing is read:
-        # the protocol does not judge the peer's silence until delivery is done.
         try:
             self.deliver(message)
         finally:
             protocol.delivered(clock())
-        if type(message) is Disconnect:
+        if kind is Disconnect:
             self.finish("the peer disconnected")
 
     def _queue(self, message: Message, size: int) -> None:
@@ -514,7 +514,7 @@ class Session(Transport):
             link = self.link
             if link is not None:
                 link.probe()
-        elif self.protocol._out:
+        elif self.protocol.output:
             self._write_protocol_data()
         self._arm_timer()
 
@@ -523,7 +523,7 @@ class Session(Transport):
 
     def send_heartbeat(self) -> None:
         """Send ``[0, last_received]`` now, without blocking (dropped if the socket is backed up)."""
-        self.protocol._heartbeat(self.clock())
+        self.protocol.heartbeat(self.clock())
         self._write_protocol_data()
 
     # -- ending -----------------------------------------------------------
@@ -620,15 +620,3 @@ class Session(Transport):
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("detached" if self.link is None else "attached")
         return f"<Session {state} peer={self.peer_address}>"
-
-
-def _is_answer(message: Message) -> bool:
-    """Whether ``message`` answers one of this side's requests."""
-    kind = type(message)
-    return kind is Response or kind is Error
-
-
-def _is_work(message: Message) -> bool:
-    """Whether ``message`` goes to a handler (a Request or Notification), so it may have to wait for one."""
-    kind = type(message)
-    return kind is Request or kind is Notification

@@ -124,7 +124,8 @@ class SessionProtocol:
         self._detached_at: float | None = None
         self._unacked_received = 0
         self.delivering = 0
-        self._out: list[bytes] = []
+        #: Payloads the protocol itself wants written (heartbeats), taken by :meth:`data_to_send`.
+        self.output: list[bytes] = []
 
     # -- connection -------------------------------------------------------
 
@@ -158,7 +159,7 @@ class SessionProtocol:
         self.closed = True
         self.attached = False
         self._clear_outbox()
-        self._out.clear()
+        self.output.clear()
 
     @property
     def leaving(self) -> bool:
@@ -225,7 +226,7 @@ class SessionProtocol:
 
     def data_to_send(self) -> list[bytes]:
         """Return (and forget) the payloads the protocol itself wants written: heartbeats."""
-        out, self._out = self._out, []
+        out, self.output = self.output, []
         return out
 
     # -- receiving --------------------------------------------------------
@@ -257,7 +258,7 @@ class SessionProtocol:
         if self.handshaken:
             self._unacked_received += 1
             if self._unacked_received >= self.ack_every:
-                self._heartbeat(now)
+                self.heartbeat(now)
         self.delivering += 1
         return True
 
@@ -286,11 +287,11 @@ class SessionProtocol:
         """The peer answered a probe (a WebSocket pong): it is alive."""
         self.last_seen = now
 
-    def _heartbeat(self, now: float) -> None:
-        """Queue ``[0, last_received]``."""
+    def heartbeat(self, now: float) -> None:
+        """Queue ``[0, last_received]`` (to :attr:`output`) now."""
         self._last_heartbeat = now
         self._unacked_received = 0
-        self._out.append(heartbeat_frame(self.codec, self.last_received))
+        self.output.append(heartbeat_frame(self.codec, self.last_received))
 
     # -- time -------------------------------------------------------------
 
@@ -351,7 +352,7 @@ class SessionProtocol:
             return TimerAction.IDLE
         if self._beats and now - self._last_heartbeat >= self.heartbeat_interval:  # type: ignore[operator]
             if self.handshaken:
-                self._heartbeat(now)
+                self.heartbeat(now)
                 return TimerAction.NONE
             self._last_heartbeat = now
             return TimerAction.PROBE

@@ -157,8 +157,8 @@ class SessionServer:
             log.warning("closing %s: it holds %d bytes queued, over the server's memory budget", largest, held)
             self.evicted_sessions += 1
             largest.close(f"memory budget exceeded: {held} bytes queued for this peer")  # releases them now
-        # No rearm: the budget calls again only once it has been back under its limit (no storm of calls
-        # while what is counted cannot be shed).
+        # The budget calls again only once it has been back under its limit: no storm of calls while
+        # what is counted cannot be shed.
 
     def serve_link(self, link: SocketLink, run: Callable[[], None]) -> None:
         """Serve one connection on the calling greenlet: handshake, then ``run()`` the read loop."""

@@ -26,7 +26,7 @@ UTF-8 with 1007, a message over ``max_message_size`` (or in more than
 * :mod:`transports.websocket.client`: :func:`connect` and the lower-level :func:`open_websocket`.
 """
 
-from transports._ownership import require_own_package
+from rpcengine.packages import require_own_package
 from transports.websocket.client import connect, open_websocket, parse_url
 from transports.websocket.link import DEFAULT_CLOSE_TIMEOUT, WebSocketLink
 from transports.websocket.protocol import DEFAULT_MAX_FRAGMENTS, SUBPROTOCOL, close_code_for
