@@ -151,7 +151,7 @@ def open_session(
     if policy is not None:
         redial_policy = policy
 
-        def redial(detached: Session) -> None:
+        def redial(detached: Session, _lost: SocketLink) -> None:
             gevent.spawn(_redial, detached, dial, redial_policy, extra)
 
         session.on_detached = redial

@@ -85,8 +85,8 @@ class Session(Transport):
             frame_timeout=config.frame_timeout,
             idle_timeout=config.idle_timeout,
         )
-        #: Called with the session when a resumable session loses its link (clients reconnect here).
-        self.on_detached: Callable[[Session], None] | None = None
+        #: Called with the session and the link it lost when a resumable session detaches (clients reconnect here).
+        self.on_detached: Callable[[Session, SocketLink], None] | None = None
         self.on_closed: list[Callable[[Session], None]] = []
         self.close_reason = ""
         self._room: Event | None = None
@@ -215,7 +215,7 @@ class Session(Transport):
         self._wake_senders()
         self._arm_timer()
         if self.on_detached is not None:
-            self.on_detached(self)
+            self.on_detached(self, link)
 
     def _link_protocol_error(self, link: SocketLink, exc: ProtocolError) -> None:
         """Link callback: the peer broke the framing and the link stopped reading; answer what came, then close."""

@@ -135,8 +135,13 @@ class SessionServer:
         except ConnectionLost:
             log.debug("refusal to %s not sent: it is gone", link.peer_address)
 
-    def _session_detached(self, session: Session) -> None:
-        """A resumable session lost its connection: it counts against the connection limit while it waits."""
+    def _session_detached(self, session: Session, link: SocketLink) -> None:
+        """A resumable session lost its connection: it counts against the connection limit while it waits.
+
+        The lost link stops counting at once (its socket may linger while what came is answered):
+        one connection is one slot, whether attached or waiting for a resume.
+        """
+        self.links.discard(link)
         self.detached[session] = self.clock()
 
     def _over_budget(self) -> None:

@@ -302,3 +302,18 @@ def test_peer_acknowledges_often_enough_for_a_small_max_unacked_on_the_other_sid
             sender.notify("tick", i)
     if small_side == "server":
         wait_until(lambda: len(received) == 2000)
+
+
+def test_a_detached_session_and_its_lost_connection_take_one_slot(tcp_server):
+    server = tcp_server(max_connections=4)
+    raw = RawClient(server.address)
+    raw.handshake()
+    raw.send(b'[2,1,"echo","unread"]\n')
+    wait_until(lambda: any(len(s.outbox) for s in server.sessions), what="the answer waits in the outbox")
+    (session,) = server.sessions
+    # The link ends on another greenlet than its reader (as a timer or a shed does): the reader
+    # has not seen it yet, and the session now waits for a resume. One connection, one slot.
+    session.link.close("cut by the test")
+    assert len(server.detached) == 1
+    assert len(server.links) + len(server.detached) == 1
+    raw.close()
