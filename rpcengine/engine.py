@@ -13,13 +13,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from gevent.event import Event
+from gevent.hub import Waiter
 
+from rpcengine.deadlines import Deadlines
 from rpcengine.errors import (
     ConnectionLost,
     EncodeError,
     MethodNotFound,
     OutboxFull,
     RequestException,
+    RequestTimeout,
     TooManyPendingRequests,
 )
 from rpcengine.messages import (
@@ -84,6 +87,7 @@ class Engine:
         self._workers = WorkerPool(max_concurrency)
         self._close_callbacks: list[Callable[[Engine], object]] = []
         self._no_pending: Event | None = None
+        self._deadlines: Deadlines | None = None
         transport.bind(self)
 
     @property
@@ -165,16 +169,45 @@ class Engine:
         request = Request(self.next_message_id(), method, data)
         ident = request.message_id
         pending[ident] = request
+        if timeout is None:
+            timeout = self.default_timeout
         try:
-            self.transport.send(request, **kwargs)
-            response = request.get_response(timeout=self.default_timeout if timeout is None else timeout)
+            transport.send(request, **kwargs)
+            if request.response is None:
+                self._wait(request, timeout)
         finally:
             pending.pop(ident, None)
             if self._no_pending is not None and not pending:
                 self._no_pending.set()
-        if type(response) is Error:
-            raise RequestException(response.data)
-        return response.data
+        response = request.response
+        kind = type(response)
+        if kind is Response:
+            return response.data  # type: ignore[union-attr]
+        if kind is Error:
+            raise RequestException(response.data)  # type: ignore[union-attr]
+        if response is None:
+            raise RequestTimeout(f"no answer to {method!r} (id {ident}) within {timeout} s")
+        raise response  # type: ignore[misc]  # the ConnectionLost that ended it
+
+    def _wait(self, request: Request, timeout: float | None) -> None:
+        """Block (yielding) until ``request`` is answered or failed, or ``timeout`` passed."""
+        waiter: Waiter[Any] = Waiter()
+        request._waiter = waiter
+        if timeout is None:
+            try:
+                waiter.get()
+            finally:
+                request._waiter = None
+            return
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = Deadlines()
+        deadlines.add(request, timeout)
+        try:
+            waiter.get()
+        finally:
+            request._waiter = None
+            deadlines.remove(request, timeout)
 
     # -- inbound ----------------------------------------------------------
 
@@ -283,6 +316,8 @@ class Engine:
             return
         self.closed = True
         self.fail_pending(str(reason) if reason is not None else "connection lost")
+        if self._deadlines is not None and not self._deadlines.waiting:
+            self._deadlines.close()
         self._workers.close()
         callbacks, self._close_callbacks = self._close_callbacks, []
         for callback in callbacks:

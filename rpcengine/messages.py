@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from gevent.event import Event
+from gevent.hub import Waiter
 
 from rpcengine.errors import ConnectionLost, InvalidMessage, RequestTimeout
 
@@ -171,7 +172,7 @@ class Request(Message):
     handler can call its peer back over the same connection.
     """
 
-    __slots__ = ("_event", "data", "engine", "message_id", "method", "response")
+    __slots__ = ("_deadline", "_event", "_waiter", "data", "engine", "message_id", "method", "response")
     code: ClassVar[int] = 2
 
     def __init__(self, message_id: int, method: str, data: Any = None) -> None:
@@ -182,6 +183,9 @@ class Request(Message):
         #: The Response or Error once it arrived; a ConnectionLost if the transport closed first.
         self.response: Response | Error | ConnectionLost | None = None
         self._event: Event | None = None
+        # Engine.request waits on a Waiter (no Event, no Timeout: see rpcengine.deadlines).
+        self._waiter: Waiter[Any] | None = None
+        self._deadline: float | None = None
 
     @staticmethod
     def from_list(l: Any) -> Request:  # noqa: E741
@@ -228,6 +232,10 @@ class Request(Message):
         if self.response is not None:
             return False
         self.response = response
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.hub.loop.run_callback(waiter.switch, None)
         if self._event is not None:
             self._event.set()
         return True

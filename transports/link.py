@@ -66,6 +66,9 @@ class SocketLink:
         self.on_activity: Callable[[], None] | None = None
         #: Called with True when a frame has begun arriving and is not complete, with False once none is.
         self.on_partial: Callable[[bool], None] | None = None
+        #: Returns whether the receiver takes a frame now without blocking (None: it may always block).
+        #: While it says so, a link may read in the hub, without a greenlet switch per frame.
+        self.ready: Callable[[], bool] | None = None
         #: Whether a frame is half received (what :attr:`on_partial` was last told).
         self.partial = False
         #: The server-wide budget that counts this link's queued bytes (None: not counted).
@@ -85,7 +88,8 @@ class SocketLink:
         self._rest: memoryview | None = None
         self._drained: Event | None = None
         self._closed_event: Event | None = None
-        self._loop = gevent.get_hub().loop
+        self._hub = gevent.get_hub()
+        self._loop = self._hub.loop
         # The non-blocking OS socket under a plain gevent socket (None for TLS and others).
         self._raw = getattr(sock, "_sock", None) if type(sock) is gevent.socket.socket else None
         # Partial writes on a plain socket continue from a write watcher (no greenlet) if the
@@ -119,7 +123,8 @@ class SocketLink:
         if not self._writing and not self._scheduled:
             self._scheduled = True
             self._loop.run_callback(self._flush_soon)
-        elif block and self._out_bytes > self.max_buffer:
+        elif block and self._out_bytes > self.max_buffer and gevent.getcurrent() is not self._hub:
+            # (The hub, reading, must never block: what it writes is bounded by the reader's own checks.)
             self._wait_drained()
 
     def write_many(self, payloads: list[bytes]) -> None:
@@ -385,6 +390,7 @@ class SocketLink:
         """Forget every upward callback: whoever set them no longer wants to hear from this link."""
         self.receiver = _ignore_frame
         self.on_lost = self.on_protocol_error = self.on_activity = self.on_partial = None
+        self.ready = None
 
     def report_partial(self, partial: bool) -> None:
         """Tell :attr:`on_partial` when a half-received frame begins or ends (only on a change)."""

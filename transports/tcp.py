@@ -18,10 +18,12 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from collections import deque
 from typing import Any
 
 import gevent
 import gevent.socket
+from gevent.hub import Waiter
 
 from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import ProtocolError
@@ -51,6 +53,13 @@ class TcpLink(SocketLink):
     def __init__(self, sock: Any, peer_address: Any, config: SessionConfig) -> None:
         super().__init__(sock, peer_address, config.max_buffer)
         self.max_line = config.max_message_size
+        self._decoder = LineDecoder(self.max_line)
+        # Lines read and not yet delivered, a framing error seen after them, the end seen in the hub.
+        self._lines: deque[bytes] = deque()
+        self._error: ProtocolError | None = None
+        self._ended: str | None = None
+        self._read_watcher: Any = None
+        self._owner: Waiter[Any] | None = None
 
     def frame_batch(self, payloads: list[bytes]) -> bytes:
         """Return the payloads as newline-terminated lines."""
@@ -60,12 +69,31 @@ class TcpLink(SocketLink):
         return b"\n".join(payloads)
 
     def run(self) -> None:
-        """Read lines and pass them on until the connection ends (blocks, yielding)."""
-        decoder = LineDecoder(self.max_line)
+        """Read lines and pass them on until the connection ends (blocks, yielding).
+
+        The calling greenlet owns the reading. While the receiver takes
+        frames without blocking (its :attr:`~transports.link.SocketLink.ready`
+        says so), the owner parks and the lines are read in the hub instead,
+        from a read watcher: no greenlet switch per message. Whatever may
+        block (a busy engine, a backed-up socket, the connection's end, bad
+        framing) is handed back to the owner, which goes on here.
+        """
         recv = self.sock.recv
-        received = self.received
         try:
             while not self.closed:
+                if not self._deliver_pending():
+                    return
+                error, self._error = self._error, None
+                if error is not None:
+                    self.protocol_error(error)
+                    return
+                ended, self._ended = self._ended, None
+                if ended is not None:
+                    self.close(ended)
+                    return
+                if self._hub_reading_possible():
+                    self._park()
+                    continue
                 try:
                     data = recv(_RECV_SIZE)
                 except ValueError as exc:
@@ -76,24 +104,109 @@ class TcpLink(SocketLink):
                 if not data:
                     self.close("the peer closed the connection")
                     return
-                try:
-                    lines = decoder.feed(data)
-                except ProtocolError as exc:
-                    # The whole lines before the break are handled (and answered) first.
-                    for line in exc.lines:  # type: ignore[attr-defined]
-                        received(line)
-                        if self.closed or not self.reading:
-                            return
-                    self.protocol_error(exc)
-                    return
-                for line in lines:
-                    received(line)
-                    if self.closed or not self.reading:
-                        return
-                if (decoder.buffered > 0) is not self.partial:
-                    self.report_partial(not self.partial)
+                self._take(data)
         except OSError as exc:
             self.close(f"read failed: {exc}")
+
+    def _take(self, data: bytes) -> None:
+        """Split ``data`` into lines queued for delivery; a framing error is kept until they are delivered."""
+        try:
+            self._lines.extend(self._decoder.feed(data))
+        except ProtocolError as exc:
+            # The whole lines before the break are handled (and answered) first.
+            self._lines.extend(exc.lines)  # type: ignore[attr-defined]
+            self._error = exc
+            return
+        if (self._decoder.buffered > 0) is not self.partial:
+            self.report_partial(not self.partial)
+
+    def _deliver_pending(self) -> bool:
+        """Deliver the queued lines (may block, yielding); return False if the link closed or stopped reading."""
+        lines = self._lines
+        received = self.received
+        while lines:
+            received(lines.popleft())
+            if self.closed or not self.reading:
+                return False
+        return True
+
+    # -- reading in the hub ------------------------------------------------
+
+    def _hub_reading_possible(self) -> bool:
+        """Whether the lines can be read in the hub now: a plain socket and a receiver that will not block."""
+        ready = self.ready
+        return ready is not None and self._raw is not None and self.reading and ready()
+
+    def _park(self) -> None:
+        """Let the hub read (from a watcher) until something needs this greenlet; blocks (yielding)."""
+        waiter: Waiter[Any] = Waiter()
+        self._owner = waiter
+        watcher = self._read_watcher
+        if watcher is None:
+            watcher = self._read_watcher = self._loop.io(self.sock.fileno(), 1)  # type: ignore[attr-defined]
+        watcher.start(self._readable)
+        try:
+            waiter.get()
+        finally:
+            self._owner = None
+            watcher.stop()
+
+    def _wake_owner(self) -> None:
+        """Stop reading in the hub and let the owning greenlet go on (it is parked in :meth:`_park`)."""
+        watcher = self._read_watcher
+        if watcher is not None:
+            watcher.stop()
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            self._loop.run_callback(owner.switch, None)
+
+    def _readable(self) -> None:
+        """Read watcher callback (in the hub): read what came and deliver the lines that cannot block."""
+        if self.closed or not self.reading:
+            self._wake_owner()
+            return
+        try:
+            data = self._raw.recv(_RECV_SIZE)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._ended = f"read failed: {exc}"
+            self._wake_owner()
+            return
+        if not data:
+            self._ended = "the peer closed the connection"
+            self._wake_owner()
+            return
+        try:
+            self._take(data)
+            lines = self._lines
+            received = self.received
+            ready = self.ready
+            while lines:
+                if ready is None or not ready():
+                    break
+                received(lines.popleft())
+                if self.closed or not self.reading:
+                    break
+                ready = self.ready
+            else:
+                if self._error is None:
+                    return
+        except Exception:
+            log.exception("reading from %s failed", self.peer_address)
+            self._ended = "internal error while reading"
+        self._wake_owner()
+
+    def close(self, reason: str = "closed locally") -> None:
+        """Close the socket and report the end once; does not block (the owner of the reading returns)."""
+        if self.closed:
+            return
+        super().close(reason)
+        watcher, self._read_watcher = self._read_watcher, None
+        if watcher is not None:
+            watcher.stop()
+            watcher.close()
+        self._wake_owner()
 
     def close_socket(self) -> None:
         """Shut the socket down both ways, then close it."""

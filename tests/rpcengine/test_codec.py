@@ -121,3 +121,76 @@ def test_edge_values_accepted(codec: UjsonCodec) -> None:
     assert codec.decode(b"1.5e300") == 1.5e300
     assert codec.decode(b'"e123 NaN Infinity"') == "e123 NaN Infinity"
     assert codec.decode(b'"\\ud83d\\ude00"') == "\U0001f600"
+
+
+# -- the text pre-checks decide when to look; they must never wave a bad document through ----------
+
+FILLER = b'{"name":"item-00001 with e, E, 0e and [brackets]","v":1.5},'  # letters and digits that look like numbers
+
+
+def padded(inner: bytes) -> bytes:
+    """``inner`` inside a message-sized list among many harmless dicts."""
+    return b"[3,1,1,[" + FILLER * 200 + inner + b"]]"
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [b"1e400", b"1E400", b"-1e+400", b"1.e400", b"NaN", b"-Infinity", b"9" * 309 + b".0", b'{"k":[1e999]}'],
+    ids=["e", "E", "signed", "dot-e", "nan", "-inf", "309-digits", "nested"],
+)
+def test_an_infinite_number_among_harmless_text_is_refused(codec: UjsonCodec, inner: bytes) -> None:
+    with pytest.raises(DecodeError):
+        codec.decode(padded(inner))
+
+
+def test_large_finite_numbers_and_number_like_strings_pass(codec: UjsonCodec) -> None:
+    value = codec.decode(padded(b'1.7e308,"1e400","NaN Infinity",' + b"1" * 309 + b".0"))
+    assert value[3][-4] == 1.7e308 and value[3][-3] == "1e400" and value[3][-1] == float("1" * 309)
+
+
+def nested(depth: int, string: bytes = b'"x"') -> bytes:
+    """Objects and lists alternating, ``depth`` levels deep, each level also holding ``string``."""
+    return b'{"a":[' * (depth // 2) + string + b"]}" * (depth // 2)
+
+
+@pytest.mark.parametrize("depth", [64, 66])
+def test_depth_read_from_the_text_counts_both_bracket_kinds(codec: UjsonCodec, depth: int) -> None:
+    data = padded(nested(depth - 2))  # inside the message list and its data list
+    assert data.count(b"[") + data.count(b"{") > DEFAULT_MAX_DEPTH
+    if depth <= DEFAULT_MAX_DEPTH:
+        codec.decode(data)
+    else:
+        with pytest.raises(DecodeError):
+            codec.decode(data)
+
+
+@pytest.mark.parametrize("string", [b'"]]]]"', b'"]["', b'"[]"', b'"}{"', b'"\\"]"'], ids=str)
+def test_brackets_inside_strings_cannot_hide_depth(codec: UjsonCodec, string: bytes) -> None:
+    # Closing brackets in strings would make a naive bracket count think the document is shallow.
+    deep = b"[" * 70 + b",".join([string] * 70) + b"]" * 70
+    with pytest.raises(DecodeError):
+        codec.decode(deep)
+    shallow = b"[" * 10 + b",".join([string] * 70) + b"]" * 10
+    assert len(codec.decode(shallow)[0][0][0][0][0][0][0][0][0]) == 70
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        [3, 1, 1, {(1, 2): 1}],
+        [3, 1, 1, {"ok": {"inner": {(1, 2): 1}}}],
+        [3, 1, 1, [{"ok": 1}, {frozenset(): 1}]],
+        [3, 1, 1, ({"ok": [{object(): 1}]},)],
+        [2, 1, "m", {"a": [1.5, float("nan")]}],
+        [2, 1, "m", {float("inf"): 1}],
+    ],
+    ids=["key", "nested-key", "key-in-list", "key-in-tuple", "nan-value", "inf-key"],
+)
+def test_message_fast_path_still_refuses_bad_keys_and_numbers(codec: UjsonCodec, message: list[object]) -> None:
+    with pytest.raises(EncodeError):
+        codec.encode(message)
+
+
+def test_message_fast_path_encodes_what_is_valid(codec: UjsonCodec) -> None:
+    message = [3, 1, 1, {"n": None, 1: "int key", "list": [1.5, None, {"a": True}]}]
+    assert codec.decode(codec.encode(message)) == [3, 1, 1, {"n": None, "1": "int key", "list": [1.5, None, {"a": True}]}]

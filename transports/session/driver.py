@@ -96,6 +96,7 @@ class Session(Transport):
         self._backlog_bytes = 0
         self._backlog_room: Event | None = None
         self._deliverer: gevent.Greenlet | None = None
+        self._max_buffer = config.max_buffer
 
     # -- what the protocol knows ------------------------------------------
 
@@ -181,6 +182,7 @@ class Session(Transport):
         link.on_protocol_error = self._link_protocol_error
         link.on_activity = self._activity
         link.on_partial = self._partial
+        link.ready = self._ready
         budget = self.protocol.budget
         if budget is not None and link.budget is None:
             link.budget = budget
@@ -222,6 +224,23 @@ class Session(Transport):
         if link is self.link:
             log.warning("closing connection from %s: %s", self.peer_address, exc)
             self.finish(f"protocol error: {exc}", answers_may_come=False)
+
+    def _ready(self) -> bool:
+        """Link callback: whether :meth:`frame_received` would take a frame now without blocking.
+
+        True unless the socket holds more than ``max_buffer`` for the peer,
+        messages wait in the backlog, or every handler is busy: then the
+        link reads on its greenlet, where the waiting is done.
+        """
+        link = self.link
+        engine = self.engine
+        return (
+            link is not None
+            and link.buffered <= self._max_buffer
+            and not self._backlog
+            and engine is not None
+            and not engine.saturated
+        )
 
     def _activity(self) -> None:
         """Link callback: the peer answered a probe."""
