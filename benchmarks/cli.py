@@ -6,36 +6,18 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks.base import SCENARIOS
+from benchmarks.machine import machine_info
 from benchmarks.report import add_ratios, cost_table, memory_table, throughput_table
 from benchmarks.rounds import run_rounds
-from benchmarks.runner import Settings, WorkerError, pin_workers, probe, run_memory
+from benchmarks.runner import ROOT, Settings, WorkerError, pin_workers, probe, run_memory
 from benchmarks.systems import SYSTEMS
 from benchmarks.targets import evaluate, targets_table
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU count and model, Python and kernel versions."""
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), model)
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "kernel": platform.release(),
-        "load_average_at_start": os.getloadavg(),
-    }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -133,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 2
     started = time.monotonic()
-    machine = machine_info()
+    machine = machine_info(ROOT)
     _say(
         f"rpcengine benchmarks, {datetime.date.today()}: {machine['cpus']} CPUs, {machine['cpu_model']}, "
-        f"Python {machine['python']}; load {machine['load_average_at_start'][0]:.2f}; "
+        f"Python {machine['python']}; commit {machine['commit']}; load {machine['load_average_at_start'][0]:.2f}; "
         f"{settings.rounds} rounds x {settings.reps} rep x {settings.duration} s, D {settings.d_calls} calls/conn; "
         + ("server pinned to CPU 1, client to CPU 0" if pinned else "not pinned")
     )

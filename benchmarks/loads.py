@@ -106,6 +106,7 @@ def run_many_connections(
     """D: open ``connections`` concurrently (untimed), then each makes ``calls`` sequential calls (timed)."""
     errors: list[str] = []
     go = Event()
+    all_ready = Event()
     done = [0]
     ready = [0]
 
@@ -117,6 +118,8 @@ def run_many_connections(
             return None
         finally:
             ready[0] += 1
+            if ready[0] == connections:
+                all_ready.set()
         go.wait()
         try:
             for _ in range(calls):
@@ -128,8 +131,7 @@ def run_many_connections(
 
     setup_start = time.perf_counter()
     greenlets = [gevent.spawn(client) for _ in range(connections)]
-    while ready[0] < connections and time.perf_counter() - setup_start < 60:
-        gevent.sleep(0.005)
+    all_ready.wait(timeout=60)
     meter.start()
     start = time.perf_counter()
     go.set()
