@@ -82,7 +82,10 @@ def download(into: Path) -> Path:
     if not archives:
         raise BuildError(f"download: no mprpc-{VERSION}.tar.gz in {into}")
     with tarfile.open(archives[0]) as archive:
-        archive.extractall(into, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4: refuse links and paths out of ``into``
+            archive.extractall(into, filter="data")
+        else:
+            archive.extractall(into)  # the sdist comes from PyPI through pip
     source = into / f"mprpc-{VERSION}"
     if not (source / "setup.py").is_file():
         raise BuildError(f"unpack: {source}/setup.py missing")
