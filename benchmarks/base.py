@@ -12,10 +12,16 @@ import resource
 from collections.abc import Callable
 from typing import Any, Protocol
 
-#: Scenario A and B payload.
-SMALL_PAYLOAD: dict[str, Any] = {"n": 1, "text": "hello"}
-#: Size of the scenario C payload (a str of this many ASCII characters).
+#: Scenario A, B, Bpool and D payload (the one of issue #11).
+SMALL_PAYLOAD: dict[str, Any] = {"x": 1, "s": "hello"}
+#: Size of the scenario C1 payload (a str of this many ASCII characters).
 LARGE_PAYLOAD_SIZE = 64 * 1024
+#: Number of small dicts in the scenario C payload.
+STRUCTURED_ITEMS = 606
+#: Length of each dict's ``note`` string, chosen so that the compact JSON of the list is about 64 KiB.
+STRUCTURED_NOTE = 68
+#: Every scenario, in the order of the report and of each round.
+SCENARIOS = ("A", "B", "Bpool", "C", "C1", "D")
 #: Every request waits at most this long for its answer.
 CALL_TIMEOUT = 10.0
 #: Number of open files asked for in each worker process (scenario D needs > 2,000).
@@ -23,8 +29,39 @@ NOFILE_LIMIT = 8192
 
 
 def large_payload() -> str:
-    """Return the 64 KiB string echoed in scenario C."""
+    """Return the 64 KiB string echoed in scenario C1."""
     return ("abcdefghijklmnopqrstuvwxyz0123456789" * (LARGE_PAYLOAD_SIZE // 36 + 1))[:LARGE_PAYLOAD_SIZE]
+
+
+def structured_payload() -> list[dict[str, Any]]:
+    """Return the list of 606 small dicts echoed in scenario C (65,339 bytes of compact JSON).
+
+    Deterministic: item ``i`` is ``{"id": i, "name": "item-000i", "note": <68 characters>}``,
+    three keys each, so a round trip meets 1,818 keys plus the message's own.
+    """
+    letters = "abcdefghijklmnopqrstuvwxyz" * 4
+    return [
+        {"id": i, "name": f"item-{i:04d}", "note": (f"n{i}-" + letters)[:STRUCTURED_NOTE]}
+        for i in range(STRUCTURED_ITEMS)
+    ]
+
+
+def payload_for(scenario: str) -> Any:
+    """Return the echoed payload of ``scenario``: C the 606 dicts, C1 the 64 KiB string, else the small dict."""
+    if scenario == "C":
+        return structured_payload()
+    if scenario == "C1":
+        return large_payload()
+    return SMALL_PAYLOAD
+
+
+def same_data(a: Any, b: Any) -> bool:
+    """Compare echoed data, taking tuples for lists (mprpc decodes arrays as tuples)."""
+    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
+        return len(a) == len(b) and all(same_data(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_data(a[k], b[k]) for k in a)
+    return bool(a == b) and type(a) is type(b)
 
 
 def raise_nofile_limit(wanted: int = NOFILE_LIMIT) -> int:
@@ -57,18 +94,15 @@ class Conn(Protocol):
 class System:
     """Base class of a benchmarked system; subclasses override what they need.
 
-    ``scenarios`` lists the scenarios (A-D) it runs; ``in_process`` means the
-    "server" lives in the client process (no server worker is started);
-    ``shared_b_connection`` is False for systems that cannot pipeline, whose
-    scenario B then opens one connection per caller; ``memory`` tells whether
-    the memory measurements apply.
+    ``scenarios`` lists the scenarios (see :data:`SCENARIOS`) it runs;
+    ``in_process`` means the "server" lives in the client process (no server
+    worker is started); ``memory`` tells whether the memory measurements apply.
     """
 
     name = "?"
     description = ""
-    scenarios: tuple[str, ...] = ("A", "B", "C", "D")
+    scenarios: tuple[str, ...] = ("A", "B", "C", "C1", "D")
     in_process = False
-    shared_b_connection = True
     memory = False
 
     def unavailable(self) -> str | None:

@@ -6,46 +6,36 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import add_ratios, memory_table, scenario_label, summarize, throughput_table
-from benchmarks.runner import Settings, WorkerError, pin_workers, probe, run_case, run_memory
+from benchmarks.base import SCENARIOS
+from benchmarks.machine import machine_info
+from benchmarks.report import add_ratios, cost_table, memory_table, throughput_table
+from benchmarks.rounds import run_rounds
+from benchmarks.runner import ROOT, Settings, WorkerError, pin_workers, probe, run_memory
 from benchmarks.systems import SYSTEMS
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU count and model, Python and kernel versions."""
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), model)
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "kernel": platform.release(),
-        "load_average_at_start": os.getloadavg(),
-    }
+from benchmarks.targets import evaluate, targets_table
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="3 short repetitions per case, D with 20 calls/conn (< 3 minutes)"
+        "--quick", action="store_true", help="short repetitions (0.4 s), D with 20 calls/conn, 300 idle connections"
     )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     parser.add_argument("--systems", help=f"comma-separated subset of: {', '.join(SYSTEMS)}")
-    parser.add_argument("--scenarios", default="ABCD", help="subset of the scenarios A, B, C, D (default ABCD)")
-    parser.add_argument("--reps", type=int, help="repetitions per case (default 5, quick 3)")
-    parser.add_argument("--duration", type=float, help="seconds per repetition of A, B, C (default 1.5, quick 0.5)")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated subset of the scenarios {', '.join(SCENARIOS)} (default all; 'ABD' also works)",
+    )
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; ratios are medians over them)")
+    parser.add_argument("--reps", type=int, help="timed repetitions per case in each round (default 1)")
+    parser.add_argument("--duration", type=float, help="seconds per repetition of A, B, Bpool, C, C1 (default 1.5)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin the server worker to CPU 1 and the client worker to CPU 0"
@@ -54,12 +44,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings(reps=3, duration=0.5, warmup=0.2, d_calls=20) if args.quick else Settings()
+    quick = Settings(duration=0.4, warmup=0.2, d_calls=20, idle_connections=300, count_duration=0.2)
+    settings = quick if args.quick else Settings()
+    if args.rounds:
+        settings.rounds = args.rounds
     if args.reps:
         settings.reps = args.reps
     if args.duration:
         settings.duration = args.duration
     return settings
+
+
+def parse_scenarios(text: str) -> list[str]:
+    """``"A,Bpool,C1"`` -> the named scenarios; a token that is not one is read letter by letter (``"ABD"``)."""
+    chosen: list[str] = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        names = [token] if token in SCENARIOS else list(token.upper())
+        for name in names:
+            if name not in SCENARIOS:
+                raise ValueError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+            chosen.append(name)
+    return chosen
 
 
 def _say(text: str) -> None:
@@ -76,29 +83,6 @@ def _probe_all(names: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, s
         else:
             available[name] = info
     return available, skipped
-
-
-def _run_cases(available: dict[str, dict[str, Any]], scenarios: str, settings: Settings) -> list[dict[str, Any]]:
-    cases = []
-    order = list(SYSTEMS)
-    for name, info in available.items():
-        for scenario in info["scenarios"]:
-            if scenario not in scenarios:
-                continue
-            case: dict[str, Any] = {"system": name, "scenario": scenario, "order": order.index(name)}
-            case["in_process"] = info["in_process"]
-            case["label"] = scenario_label(scenario, settings.d_calls)
-            started = time.monotonic()
-            try:
-                case.update(summarize(run_case(name, info, scenario, settings)["reps"]))
-                errors = f", {case['errors']} errors ({case['first_error']})" if case["errors"] else ""
-                _say(f"  {name:22} {scenario}: {case['calls_per_s']:>10,.0f} calls/s{errors}")
-            except WorkerError as exc:
-                case["error"] = str(exc)
-                _say(f"  {name:22} {scenario}: FAILED {exc}")
-            case["wall_seconds"] = round(time.monotonic() - started, 1)
-            cases.append(case)
-    return cases
 
 
 def _run_memory(available: dict[str, dict[str, Any]], settings: Settings) -> dict[str, dict[str, Any]]:
@@ -125,26 +109,37 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown systems: {', '.join(unknown)}", file=sys.stderr)
         return 2
+    try:
+        scenarios = parse_scenarios(args.scenarios)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     started = time.monotonic()
-    machine = machine_info()
+    machine = machine_info(ROOT)
     _say(
         f"rpcengine benchmarks, {datetime.date.today()}: {machine['cpus']} CPUs, {machine['cpu_model']}, "
-        f"Python {machine['python']}; load {machine['load_average_at_start'][0]:.2f}; "
-        f"{settings.reps} reps x {settings.duration} s, D {settings.d_calls} calls/conn; "
+        f"Python {machine['python']}; commit {machine['commit']}; load {machine['load_average_at_start'][0]:.2f}; "
+        f"{settings.rounds} rounds x {settings.reps} rep x {settings.duration} s, D {settings.d_calls} calls/conn; "
         + ("server pinned to CPU 1, client to CPU 0" if pinned else "not pinned")
     )
     load = machine["load_average_at_start"][0]
     if load > 0.25 * (machine["cpus"] or 1):
         _say(f"WARNING: load average {load:.2f} before starting: other processes compete for the CPUs")
     available, skipped = _probe_all(names)
-    cases = _run_cases(available, args.scenarios.upper(), settings)
+    cases = run_rounds(available, scenarios, settings, _say)
     add_ratios(cases)
     memory = {} if args.no_memory else _run_memory(available, settings)
     _say(
-        "\nThroughput (calls/s: median of the repetitions, min-max; ratio = median / raw-tcp median of the same"
-        " scenario, (ws x) = / raw-ws median; CPU us per call, medians)\n"
+        f"\nThroughput (calls/s: median over {settings.rounds} rounds, min-max; each ratio = median over the rounds"
+        " of calls/s / the baseline's calls/s in the same round; vs raw-tcp: B's is the batching client;"
+        " other ratios: plain = raw-tcp-plain, ws = raw-ws, mprpc)\n"
     )
     _say(throughput_table(cases))
+    _say(
+        "\nPer call, per side (CPU us: median over the rounds; greenlet switches and Python calls: counted in a"
+        " separate untimed pass of round 1; loopback's figures are both ends in one process)\n"
+    )
+    _say(cost_table(cases))
     if memory:
         _say(
             "\nMemory (bytes; idle conn: server-side delta / connections; pending req: client-side delta / requests)\n"
@@ -153,8 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     for name, reason in skipped.items():
         _say(f"\nskipped {name}: {reason}")
     for case in cases:
-        if case.get("error") or case.get("errors"):
-            _say(f"\n{case['system']} {case['scenario']}: {case.get('error') or case['first_error']}")
+        for error in case["round_errors"]:
+            _say(f"\n{case['system']} {case['scenario']}: round failed: {error}")
+        if case.get("errors"):
+            _say(f"\n{case['system']} {case['scenario']}: {case['errors']} failed calls, first: {case['first_error']}")
+    targets = evaluate(cases, memory)
+    _say("\nTargets of issue #11 (this run)\n")
+    _say(targets_table(targets))
     elapsed = time.monotonic() - started
     _say(f"\ntotal time {elapsed:.0f} s")
     if args.json:
@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             "settings": vars(settings),
             "cases": cases,
             "memory": memory,
+            "targets": targets,
             "skipped": skipped,
             "seconds": round(elapsed, 1),
             "load_average_at_end": os.getloadavg(),

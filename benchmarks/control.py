@@ -1,8 +1,9 @@
 """A tiny line-based control channel from the client worker to the server worker.
 
 The server worker listens on a second loopback port; the client sends
-``cpu`` or ``mem`` and reads one JSON line back. It is only used between
-timed phases, so it does not disturb the measurements.
+``cpu``, ``mem``, ``count switches``, ``count calls`` or ``count stop`` and
+reads one JSON line back. It is only used between timed phases, so it does
+not disturb the measurements.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from gevent import socket
 from gevent.server import StreamServer
 
 from benchmarks.base import cpu_seconds
+from benchmarks.counting import COUNTER
 
 
 def rss_bytes() -> int:
@@ -38,6 +40,11 @@ def _answer(command: str) -> dict[str, Any]:
         return {"cpu": cpu_seconds()}
     if command == "mem":
         return memory_report()
+    if command == "count stop":
+        return {"count": COUNTER.stop()}
+    if command.startswith("count "):
+        COUNTER.start(command.split(" ", 1)[1])
+        return {"counting": COUNTER.kind}
     return {"error": f"unknown command {command!r}"}
 
 
@@ -90,7 +97,9 @@ class NoControl:
         return 0.0
 
     def ask(self, command: str) -> dict[str, Any]:
-        """Answer locally."""
+        """Answer locally; ``count`` commands answer nothing (the client's own count covers both ends)."""
+        if command.startswith("count"):
+            return {}
         return _answer(command)
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""The four load scenarios, run inside the client worker against any System.
+"""The load scenarios (A, B, Bpool, C, C1, D), run inside the client worker against any System.
 
 Each ``run_*`` function performs one timed repetition and returns a
 :class:`Rep` with the number of calls, the elapsed wall time of the timed
@@ -18,9 +18,9 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
-from benchmarks.base import SMALL_PAYLOAD, Conn, System, cpu_seconds, large_payload
+from benchmarks.base import Conn, System, cpu_seconds, payload_for
 
-#: Callers sharing one connection in scenario B.
+#: Callers sharing one connection in scenario B, and connections (one caller each) in Bpool.
 B_CALLERS = 100
 #: Connections in scenario D.
 D_CONNECTIONS = 1000
@@ -60,13 +60,8 @@ class Meter:
         return rep
 
 
-def payload_for(scenario: str) -> Any:
-    """Return the echoed payload of ``scenario``."""
-    return large_payload() if scenario == "C" else SMALL_PAYLOAD
-
-
 def run_sequential(conn: Conn, payload: Any, duration: float, meter: Meter) -> Rep:
-    """A and C: one caller, sequential calls for ``duration`` seconds."""
+    """A, C and C1: one caller, sequential calls for ``duration`` seconds."""
     meter.start()
     calls = 0
     start = time.perf_counter()
@@ -81,7 +76,7 @@ def run_sequential(conn: Conn, payload: Any, duration: float, meter: Meter) -> R
 
 
 def run_concurrent(conns: list[Conn], payload: Any, duration: float, meter: Meter) -> Rep:
-    """B: one greenlet per entry of ``conns`` (the same object repeated when shared), calling for ``duration``."""
+    """B and Bpool: one greenlet per entry of ``conns`` (B: one object repeated), calling for ``duration``."""
     counts = [0] * len(conns)
     errors: list[str] = []
     meter.start()
@@ -111,6 +106,7 @@ def run_many_connections(
     """D: open ``connections`` concurrently (untimed), then each makes ``calls`` sequential calls (timed)."""
     errors: list[str] = []
     go = Event()
+    all_ready = Event()
     done = [0]
     ready = [0]
 
@@ -122,6 +118,8 @@ def run_many_connections(
             return None
         finally:
             ready[0] += 1
+            if ready[0] == connections:
+                all_ready.set()
         go.wait()
         try:
             for _ in range(calls):
@@ -133,8 +131,7 @@ def run_many_connections(
 
     setup_start = time.perf_counter()
     greenlets = [gevent.spawn(client) for _ in range(connections)]
-    while ready[0] < connections and time.perf_counter() - setup_start < 60:
-        gevent.sleep(0.005)
+    all_ready.wait(timeout=60)
     meter.start()
     start = time.perf_counter()
     go.set()
@@ -159,18 +156,18 @@ def run_scenario(
 ) -> Rep:
     """Run one repetition of ``scenario``; ``conns`` holds the connections opened by :func:`open_conns`."""
     payload = payload_for(scenario)
-    if scenario in ("A", "C"):
+    if scenario in ("A", "C", "C1"):
         return run_sequential(conns[0], payload, duration, meter)
-    if scenario == "B":
+    if scenario in ("B", "Bpool"):
         return run_concurrent(conns, payload, duration, meter)
     return run_many_connections(lambda: system.connect(port, "D"), payload, meter, D_CONNECTIONS, d_calls)
 
 
 def open_conns(system: System, port: int, scenario: str) -> list[Conn]:
-    """Open the connections scenario A, B or C keeps across repetitions (none for D)."""
+    """Open the connections a scenario keeps across repetitions (none for D; Bpool one per caller)."""
     if scenario == "D":
         return []
-    if scenario == "B" and not system.shared_b_connection:
+    if scenario == "Bpool":
         return [system.connect(port, scenario) for _ in range(B_CALLERS)]
     conn = system.connect(port, scenario)
     return [conn] * (B_CALLERS if scenario == "B" else 1)

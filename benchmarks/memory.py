@@ -2,9 +2,9 @@
 
 * Idle connection (server side): the server worker runs under tracemalloc;
   the client opens ``count`` connections and makes one echo call on each, so
-  that the server has set up its per-connection state, waits 0.5 s, and
-  asks the server (control channel, after ``gc.collect()``) for its traced
-  Python memory and RSS. Bytes per connection = delta / count. Kernel
+  that the server has set up its per-connection state, and asks the server
+  (control channel, after ``gc.collect()``) for its traced Python memory and
+  RSS until two readings 0.1 s apart agree (the same before opening them). Bytes per connection = delta / count. Kernel
   socket buffers are in neither figure. For rpcengine-loopback both ends
   live in the client process, so the figure is per connected *pair*.
 * Pending request (client side): the client runs under tracemalloc,
@@ -53,9 +53,18 @@ def _settle() -> int:
 def _greenlet_only(count: int) -> float:
     """Traced bytes per greenlet parked on a shared Event."""
     event = Event()
+    parked = [0]
+    all_parked = Event()
+
+    def park() -> None:
+        parked[0] += 1
+        if parked[0] == count:
+            all_parked.set()
+        event.wait()
+
     before = _settle()
-    greenlets = [gevent.spawn(event.wait) for _ in range(count)]
-    gevent.sleep(0.2)
+    greenlets = [gevent.spawn(park) for _ in range(count)]
+    all_parked.wait(timeout=30)
     per = (_traced() - before) / count
     gevent.killall(greenlets, timeout=5)
     _settle()
@@ -104,6 +113,23 @@ def _wait_pending(conn: Any, count: int, limit: float = 15.0) -> int:
     return seen
 
 
+def _stable_reading(control: Any, limit: float = 5.0) -> dict[str, Any]:
+    """The server's memory report once two readings 0.1 s apart agree (within 0.1 % + 1 KiB), or after ``limit`` s.
+
+    Waits for what the server frees or sets up after the calls returned
+    (closed connections collected, lazily created state) without a fixed delay.
+    """
+    last = control.ask("mem")
+    key = "traced" if last.get("traced") is not None else "rss"
+    for _ in range(int(limit / 0.1)):
+        gevent.sleep(0.1)
+        now = control.ask("mem")
+        if abs(now[key] - last[key]) <= now[key] * 0.001 + 1024:
+            return now
+        last = now
+    return last
+
+
 def measure_idle(system: System, port: int, control: Any, count: int) -> dict[str, Any]:
     """Server-side traced and RSS bytes per idle connection (per pair for in-process systems)."""
     errors: list[str] = []
@@ -120,13 +146,11 @@ def measure_idle(system: System, port: int, control: Any, count: int) -> dict[st
     warm = open_one()  # one-time allocations (caches, lazy imports) stay out of the delta
     if warm is not None:
         warm.close()
-    gevent.sleep(0.3)
-    before = control.ask("mem")
+    before = _stable_reading(control)
     greenlets = [gevent.spawn(open_one) for _ in range(count)]
     gevent.joinall(greenlets, timeout=120)
     conns = [g.value for g in greenlets if g.value is not None]
-    gevent.sleep(0.5)
-    after = control.ask("mem")
+    after = _stable_reading(control)
     opened = max(len(conns), 1)
     for conn in conns:
         try:

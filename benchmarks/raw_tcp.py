@@ -6,8 +6,8 @@ The server answers every complete frame of one read with a single
 ``sendall``; requests for the method ``hang`` are never answered (used to
 measure pending requests).
 
-Clients: A, C and D send and then read the answer inline (no greenlet
-switch); B uses a reader greenlet that matches answers to callers by id
+Clients: A, Bpool, C, C1 and D send and then read the answer inline (no
+greenlet switch; Bpool has 100 such connections); B uses a reader greenlet that matches answers to callers by id
 through gevent ``AsyncResult`` and, in the ``raw-tcp`` baseline, a writer
 greenlet that sends everything queued with one ``sendall``
 (``raw-tcp-plain`` sends each frame itself, under a lock).
@@ -197,6 +197,7 @@ class RawTcp(System):
 
     name = "raw-tcp"
     description = "gevent StreamServer + socket, length-prefixed ujson, no RPC layer"
+    scenarios = ("A", "B", "Bpool", "C", "C1", "D")
     memory = True
 
     def start_server(self) -> tuple[int, Callable[[], None]]:
@@ -204,7 +205,7 @@ class RawTcp(System):
         return start_raw_server(_handle)
 
     def connect(self, port: int, scenario: str) -> Conn:
-        """Inline client for A, C and D; pipelined (batched writer) for B and pending requests."""
+        """Inline client for A, Bpool, C, C1 and D; pipelined (batched writer) for B and pending requests."""
         if scenario in ("B", "pending"):
             return PipelinedConn(port, batched=True)
         return InlineConn(port)

@@ -69,6 +69,7 @@ class RpcengineTcp(System):
 
     name = "rpcengine-tcp"
     description = "transports.tcp TcpServer/connect + MethodDispatcher"
+    scenarios = ("A", "B", "Bpool", "C", "C1", "D")
     memory = True
     codec: str | None = None
 
@@ -104,7 +105,7 @@ class RpcengineTcpOrjson(RpcengineTcp):
 
     name = "rpcengine-tcp+orjson"
     description = "rpcengine-tcp with codec=OrjsonCodec() on both ends"
-    scenarios = ("A", "C")
+    scenarios = ("A", "C", "C1")
     memory = False
     codec = "orjson"
 

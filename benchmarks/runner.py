@@ -28,13 +28,15 @@ class WorkerError(RuntimeError):
 
 @dataclass
 class Settings:
-    """How long and how often to measure."""
+    """How long and how often to measure: ``rounds`` interleaved rounds of ``reps`` timed repetitions per case."""
 
-    reps: int = 5
+    rounds: int = 5
+    reps: int = 1
     duration: float = 1.5
     warmup: float = 0.5
     idle_connections: int = 1000
     d_calls: int = 100
+    count_duration: float = 0.3
 
 
 #: CPU each worker role is pinned to (server and client on separate cores), when pinning is on.
@@ -154,10 +156,12 @@ def _with_server(
             server.stop()
 
 
-def run_case(system: str, info: dict[str, Any], scenario: str, settings: Settings) -> dict[str, Any]:
-    """Run ``scenario`` of ``system``: warm-up plus ``settings.reps`` repetitions."""
+def run_case(
+    system: str, info: dict[str, Any], scenario: str, settings: Settings, count: bool = False
+) -> dict[str, Any]:
+    """Run ``scenario`` of ``system`` once: warm-up, ``settings.reps`` repetitions, with ``count`` a counting pass."""
     per_rep = 40 + settings.d_calls * 1.2 if scenario == "D" else settings.duration + 15
-    timeout = 60 + (settings.reps + 1) * per_rep
+    timeout = 60 + (settings.reps + 1) * per_rep + (30 if count else 0)
     args = [
         "--scenario",
         scenario,
@@ -169,11 +173,13 @@ def run_case(system: str, info: dict[str, Any], scenario: str, settings: Setting
         str(settings.warmup),
         "--d-calls",
         str(settings.d_calls),
+        "--count",
+        str(settings.count_duration if count and scenario != "D" else 0),
     ]
     return _with_server(system, info, args, "client", timeout)
 
 
 def run_memory(system: str, info: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Measure bytes per idle connection and per pending request for ``system``."""
-    args = ["--count", str(settings.idle_connections)]
+    args = ["--connections", str(settings.idle_connections)]
     return _with_server(system, info, args, "memory", 240, ("--tracemalloc",))

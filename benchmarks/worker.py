@@ -20,9 +20,10 @@ from typing import Any
 import gevent
 from gevent import socket
 
-from benchmarks.base import SMALL_PAYLOAD, large_payload, raise_nofile_limit
+from benchmarks.base import payload_for, raise_nofile_limit, same_data
 from benchmarks.control import ControlClient, NoControl, start_control_server
-from benchmarks.loads import Meter, close_conns, open_conns, payload_for, run_many_connections, run_scenario
+from benchmarks.counting import COUNTER, KINDS
+from benchmarks.loads import Meter, close_conns, open_conns, run_many_connections, run_scenario
 from benchmarks.memory import measure_memory
 from benchmarks.systems import load_system
 
@@ -33,7 +34,7 @@ def _emit(value: dict[str, Any]) -> None:
 
 
 def probe(name: str) -> dict[str, Any]:
-    """Import ``name``, then start its server and make one small and one 64 KiB call in this process."""
+    """Import ``name``, then start its server and echo each payload (A, C, C1) once, in this process."""
     try:
         system = load_system(name)
     except Exception as exc:
@@ -52,9 +53,10 @@ def probe(name: str) -> dict[str, Any]:
             port, stop = system.start_server()
             try:
                 conn = system.connect(port, "A")
-                for payload in (SMALL_PAYLOAD, large_payload()):
+                for scenario in ("A", "C", "C1"):
+                    payload = payload_for(scenario)
                     answer = conn.call(payload)
-                    if answer != payload:
+                    if not same_data(answer, payload):
                         return {"skip": f"echo returned a different value ({str(answer)[:60]!r})", **info}
                 conn.close()
             finally:
@@ -87,8 +89,43 @@ def serve(name: str, trace: bool) -> None:
     os._exit(0)
 
 
+def count_pass(
+    system: Any, port: int, scenario: str, conns: list[Any], control: Any, duration: float
+) -> dict[str, dict[str, float | None]]:
+    """Greenlet switches and Python calls per call, client and server, each from its own short untimed pass.
+
+    The server counts between two control commands; the same two commands
+    with nothing between them are counted first and subtracted (the control
+    exchange's own switches and calls). In-process systems report both ends
+    under ``client``.
+    """
+    result: dict[str, dict[str, float | None]] = {}
+    untimed = Meter(lambda: 0.0)
+    for kind in KINDS:
+        control.ask(f"count {kind}")
+        idle = control.ask("count stop").get("count")
+        control.ask(f"count {kind}")
+        COUNTER.start(kind)
+        try:
+            rep = run_scenario(system, port, scenario, duration, conns, untimed)
+        finally:
+            client = COUNTER.stop()
+            server = control.ask("count stop").get("count")
+        calls = max(rep.calls, 1)
+        result[kind] = {
+            "client": client / calls,
+            "server": None if server is None or idle is None else (server - idle) / calls,
+            "calls": rep.calls,
+        }
+    return result
+
+
 def bench(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the warm-up and the timed repetitions of ``args.scenario``; return per-repetition figures."""
+    """Run the warm-up and the timed repetitions of ``args.scenario``; return per-repetition figures.
+
+    With ``--count`` (and a scenario other than D), a counting pass follows
+    the timed repetitions: see :func:`count_pass`.
+    """
     system = load_system(args.system)
     scenario, port = args.scenario, args.port
     if system.in_process:
@@ -106,10 +143,11 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             run_scenario(system, port, scenario, args.warmup, conns, meter)
         for _ in range(args.reps):
             results.append(asdict(run_scenario(system, port, scenario, args.duration, conns, meter, args.d_calls)))
+        counts = count_pass(system, port, scenario, conns, control, args.count) if args.count and conns else None
     finally:
         close_conns(conns)
         control.close()
-    return {"reps": results}
+    return {"reps": results, "counts": counts}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -125,7 +163,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=0.3)
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--d-calls", type=int, default=100)
-    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--count", type=float, default=0.0, help="seconds of the counting pass (0: none)")
+    parser.add_argument("--connections", type=int, default=1000, help="memory: idle connections to open")
     parser.add_argument("--alarm", type=int, default=600, help="hard limit on this process's life, seconds")
     args = parser.parse_args(argv)
     signal.alarm(args.alarm)
@@ -137,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.role == "client":
         _emit(bench(args))
     else:
-        _emit(measure_memory(load_system(args.system), args.port, args.control, args.count))
+        _emit(measure_memory(load_system(args.system), args.port, args.control, args.connections))
     sys.stderr.flush()
     os._exit(0)  # no interpreter teardown: a peer's atexit hooks (zmq) must not hang the worker
 
