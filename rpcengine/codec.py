@@ -36,6 +36,7 @@ the whole text, which are many times slower than single-byte ones.)
 from __future__ import annotations
 
 import math
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import ujson
@@ -108,23 +109,35 @@ def _check_keys(value: Any) -> None:
 
     ujson itself rejects sets, bytes, NaN and lone surrogates, but turns any
     key into a string (a tuple key becomes ``"(1, 2)"``); this walk finds
-    such keys. It stays in C for the common cases: ``"".join(d)`` checks
-    that all keys of a dict are strings, and a set test on ``map(type, ...)``
-    skips containers holding no further containers.
+    such keys. It goes level by level and stays in C for each: ``"".join``
+    over every key of the level's dicts checks that all are strings, their
+    values and the lists' items are chained into the next level, and a set
+    of their types says whether any container is left. No recursion: any
+    depth is walked (ujson refuses what is too deep).
     """
-    if type(value) is dict:
-        try:
-            "".join(value)
-        except TypeError:
-            for key in value:
-                if not isinstance(key, _KEY_TYPES) or (type(key) is float and not math.isfinite(key)):
-                    raise EncodeError(f"object key {key!r} cannot be encoded as JSON") from None
-        value = value.values()
-    if _CONTAINERS.isdisjoint(map(type, value)):
-        return
-    for child in value:
-        if type(child) in _CONTAINERS:
-            _check_keys(child)
+    level = [value]
+    while level:
+        kinds = set(map(type, level))
+        if dict not in kinds:
+            dicts: list[Any] = []
+            others = level
+        elif len(kinds) == 1:
+            dicts, others = level, []
+        else:
+            dicts = [item for item in level if type(item) is dict]
+            others = [item for item in level if type(item) is not dict]
+        if dicts:
+            try:
+                "".join(chain.from_iterable(dicts))
+            except TypeError:
+                for item in dicts:
+                    for key in item:
+                        if not isinstance(key, _KEY_TYPES) or (type(key) is float and not math.isfinite(key)):
+                            raise EncodeError(f"object key {key!r} cannot be encoded as JSON") from None
+        children = list(chain(chain.from_iterable(map(dict.values, dicts)), chain.from_iterable(others)))
+        if _CONTAINERS.isdisjoint(map(type, children)):
+            return
+        level = [child for child in children if type(child) in _CONTAINERS]
 
 
 def _check_decoded(value: Any, max_depth: int) -> None:
@@ -172,30 +185,20 @@ def _check_numbers_and_depth(value: Any, max_depth: int, depth: int = 1) -> None
                 _check_numbers_and_depth(item, max_depth, depth + 1)
 
 
-#: Digits and the decimal point become ``0``, ``E`` becomes ``e``: an exponent reads ``0e``.
-_NUMBER_FORM = bytes.maketrans(b"0123456789.E", b"00000000000e")
+#: What the number and depth tests read of a document: brackets (both kinds as ``[`` and ``]``), quotes,
+#: digits and the decimal point (as ``0``), exponents (as ``e``) and signs; every other byte is dropped.
+#: Dropping bytes can only bring a digit and an ``e`` together (a false alarm), never part them.
+_SKELETON_KEEP = b'[]{}"0123456789.eE+-'
+_SKELETON_FORM = bytes.maketrans(b"{}0123456789.E", b"[]00000000000e")
+_NOT_SKELETON = bytes(byte for byte in range(256) if byte not in _SKELETON_KEEP)
 #: Shortest run of digits that can spell a float beyond the largest finite one (about 1.8e308).
 _OVERFLOW_DIGITS = b"0" * 309
-#: Every byte but brackets and quotes; brackets become ``[`` and ``]`` whatever their kind.
-_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'[]{}"')
+#: For the depth alone: every byte but brackets and quotes dropped, brackets as ``[`` and ``]``.
 _STRUCTURE_FORM = bytes.maketrans(b"{}", b"[]")
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'[]{}"')
 
 
-def _numbers_may_be_infinite(data: bytes) -> bool:
-    """Return whether ``data`` (valid JSON) could decode to NaN or an infinite float; False is certain.
-
-    ujson reads ``NaN`` and ``Infinity``, and turns ``1e400`` (or a
-    mantissa of 309 digits) into infinity. Anything else is finite.
-    """
-    if (b"N" in data and b"NaN" in data) or (b"I" in data and b"Infinity" in data):
-        return True
-    if b"e" not in data and b"E" not in data and len(data) < len(_OVERFLOW_DIGITS):
-        return False
-    form = data.translate(_NUMBER_FORM)
-    return b"0e" in form or _OVERFLOW_DIGITS in form
-
-
-def _nests_deeper(data: bytes, max_depth: int) -> bool | None:
+def _nests_deeper(data: bytes, skeleton: bytes | None, max_depth: int) -> bool | None:
     """Return whether valid JSON ``data`` without escapes nests deeper than ``max_depth``; None if unsure.
 
     Brackets are balanced (the JSON parsed). Outside strings they give the
@@ -204,9 +207,14 @@ def _nests_deeper(data: bytes, max_depth: int) -> bool | None:
     every string is a pair of quotes; a string holding a bracket leaves a
     quote unpaired, and then the answer is None (walk the value instead).
     """
-    if len(data) <= max_depth or data.count(b"[") + data.count(b"{") <= max_depth:
+    if len(data) <= max_depth:
         return False
-    structure = data.translate(_STRUCTURE_FORM, _NOT_STRUCTURE)
+    if skeleton is not None:
+        structure = skeleton.translate(None, b"0e+-.")
+    else:
+        structure = data.translate(_STRUCTURE_FORM, _NOT_STRUCTURE)
+    if structure.count(b"[") <= max_depth:  # (bytes.count on the whole text costs more than this translate)
+        return False
     quotes = structure.count(b'"')
     if quotes:
         if structure.count(b'""') * 2 != quotes:
@@ -293,17 +301,25 @@ class UjsonCodec:
         if kind is list or kind is dict:
             if b"\\" in data or b"\xed" in data:  # an escape or an encoded surrogate: look at everything
                 _check_decoded(value, self.max_depth)
-            elif _numbers_may_be_infinite(data):
-                try:
-                    _check_numbers_and_depth(value, self.max_depth)
-                except RecursionError:
-                    raise DecodeError("JSON nests too deep") from None
             else:
-                deeper = _nests_deeper(data, self.max_depth)
-                if deeper:
-                    raise DecodeError(f"JSON nests deeper than {self.max_depth} levels")
-                if deeper is None:
-                    _check_numbers_and_depth(value, self.max_depth)
+                # Inline for the common small message: no call at all when there is nothing to test.
+                if len(data) > 308 or b"e" in data or b"E" in data:
+                    skeleton: bytes | None = data.translate(_SKELETON_FORM, _NOT_SKELETON)
+                    risky = b"0e" in skeleton or _OVERFLOW_DIGITS in skeleton  # type: ignore[operator]
+                else:
+                    skeleton = None
+                    risky = False
+                if risky or (b"N" in data and b"NaN" in data) or (b"I" in data and b"Infinity" in data):
+                    try:
+                        _check_numbers_and_depth(value, self.max_depth)
+                    except RecursionError:
+                        raise DecodeError("JSON nests too deep") from None
+                elif len(data) > self.max_depth:
+                    deeper = _nests_deeper(data, skeleton, self.max_depth)
+                    if deeper:
+                        raise DecodeError(f"JSON nests deeper than {self.max_depth} levels")
+                    if deeper is None:
+                        _check_numbers_and_depth(value, self.max_depth)
         elif kind is float or kind is str:
             _check_decoded(value, self.max_depth)
         return value
@@ -344,7 +360,7 @@ class OrjsonCodec:
         # UTF-8; only the depth is left to check.
         if isinstance(data, str):
             data = data.encode()
-        deeper = _nests_deeper(data, self.max_depth) if b"\\" not in data else None
+        deeper = _nests_deeper(data, None, self.max_depth) if b"\\" not in data else None
         if deeper:
             raise DecodeError(f"JSON nests deeper than {self.max_depth} levels")
         if deeper is None:

@@ -166,8 +166,11 @@ class Engine:
         if transport.congested:
             # Wait before numbering: ids reach the wire in order, and the bound is never passed.
             transport.wait_for_room()
-        request = Request(self.next_message_id(), method, data)
-        ident = request.message_id
+        ident = self._last_message_id + 1  # next_message_id(), inline: this is the per-call path
+        if ident > MAX_MESSAGE_ID:
+            ident = 1
+        self._last_message_id = ident
+        request = Request(ident, method, data)
         pending[ident] = request
         if timeout is None:
             timeout = self.default_timeout
@@ -256,7 +259,11 @@ class Engine:
             # The id is taken only once the handler has returned: ids must reach the wire in
             # increasing order (a session transport drops a lower id as a duplicate), and the
             # handler may yield while other messages are numbered and sent.
-            reply: Response | Error = Response(self.next_message_id(), request.message_id, result)
+            ident = self._last_message_id + 1
+            if ident > MAX_MESSAGE_ID:
+                ident = 1
+            self._last_message_id = ident
+            reply: Response | Error = Response(ident, request.message_id, result)
         except MethodNotFound as exc:
             reply = Error(self.next_message_id(), request.message_id, _method_not_found_data(exc))
         except RequestException as exc:
@@ -353,7 +360,7 @@ class Engine:
     @property
     def saturated(self) -> bool:
         """Whether :meth:`handle_message` would block now on a Request or Notification (all handlers busy)."""
-        return self._workers.full
+        return self._workers._slots.counter <= 0  # WorkerPool.full, without a second call
 
     @property
     def active_handlers(self) -> int:

@@ -81,7 +81,8 @@ class SocketLink:
         self.closed = False
         self.close_reason = ""
         self._out: list[bytes] = []
-        self._out_bytes = 0
+        #: Bytes queued and not yet handed to the socket (read only).
+        self.buffered = 0
         self._writing = False
         self._scheduled = False
         self._final: bytes | None = None
@@ -100,11 +101,6 @@ class SocketLink:
 
     # -- writing ----------------------------------------------------------
 
-    @property
-    def buffered(self) -> int:
-        """Bytes queued and not yet handed to the socket."""
-        return self._out_bytes
-
     def write(self, payload: bytes, block: bool = True) -> None:
         """Queue ``payload`` for the socket; blocks (yields) only while the buffer is over ``max_buffer``.
 
@@ -117,13 +113,13 @@ class SocketLink:
             raise ConnectionLost(self.close_reason or "the connection is closed")
         self._out.append(payload)
         size = len(payload)
-        self._out_bytes += size
+        self.buffered += size
         if self.budget is not None:
             self._count(size)
         if not self._writing and not self._scheduled:
             self._scheduled = True
             self._loop.run_callback(self._flush_soon)
-        elif block and self._out_bytes > self.max_buffer and gevent.getcurrent() is not self._hub:
+        elif block and self.buffered > self.max_buffer and gevent.getcurrent() is not self._hub:
             # (The hub, reading, must never block: what it writes is bounded by the reader's own checks.)
             self._wait_drained()
 
@@ -135,7 +131,7 @@ class SocketLink:
             raise ConnectionLost(self.close_reason or "the connection is closed")
         self._out.extend(payloads[:-1])
         size = sum(map(len, payloads[:-1]))
-        self._out_bytes += size
+        self.buffered += size
         if self.budget is not None:
             self._count(size)
         self.write(payloads[-1])
@@ -147,11 +143,11 @@ class SocketLink:
         """
         if self.closed:
             raise ConnectionLost(self.close_reason or "the connection is closed")
-        if self._out_bytes > self.max_buffer:
+        if self.buffered > self.max_buffer:
             return False
         self._out.append(payload)
         size = len(payload)
-        self._out_bytes += size
+        self.buffered += size
         if self.budget is not None:
             self._count(size)
         if not self._writing and not self._scheduled:
@@ -162,7 +158,7 @@ class SocketLink:
     def _take_queue(self) -> list[bytes]:
         """Take everything queued, to frame and write it (the budget counts it until the socket took it)."""
         batch, self._out = self._out, []
-        self._out_bytes = 0
+        self.buffered = 0
         return batch
 
     def _count(self, size: int) -> None:
@@ -180,14 +176,14 @@ class SocketLink:
     @property
     def held(self) -> int:
         """Bytes this link holds for its socket: queued, and framed but not yet taken (what the budget counts)."""
-        return self._budgeted if self.budget is not None else self._out_bytes
+        return self._budgeted if self.budget is not None else self.buffered
 
     def wait_drained(self) -> None:
         """Block (yielding) while more than ``max_buffer`` bytes are queued; the reader calls it (backpressure).
 
         Raises ConnectionLost if the link closes meanwhile.
         """
-        while self._out_bytes > self.max_buffer and not self.closed:
+        while self.buffered > self.max_buffer and not self.closed:
             self._wait_drained()
         if self.closed:
             raise ConnectionLost(self.close_reason or "the connection is closed")
@@ -195,13 +191,15 @@ class SocketLink:
     def _flush_soon(self) -> None:
         """Hand everything queued to the socket without blocking; runs as a hub callback.
 
-        What the socket does not take at once is written by a writer
-        greenlet, which also takes whatever is queued meanwhile.
+        What the socket does not take at once is written by a write watcher
+        (plain sockets) or a writer greenlet, which also takes whatever is
+        queued meanwhile.
         """
         self._scheduled = False
         if self.closed or self._writing or not self._out:
             return
-        batch = self._take_queue()
+        batch, self._out = self._out, []
+        self.buffered = 0
         data = self.frame_batch(batch)
         try:
             sent = self.send_nowait(data)
@@ -219,7 +217,7 @@ class SocketLink:
                 watcher.start(self._writable)
             else:
                 gevent.spawn(self._write_rest, rest)
-        else:
+        elif self._drained is not None:
             self._signal_drained()
 
     def _writable(self) -> None:

@@ -43,6 +43,7 @@ __all__ = ["TcpLink", "TcpServer", "connect"]
 log = logging.getLogger(__name__)
 
 _RECV_SIZE = 65536
+_NEWLINE = ord("\n")
 
 
 class TcpLink(SocketLink):
@@ -178,9 +179,15 @@ class TcpLink(SocketLink):
             self._wake_owner()
             return
         try:
-            self._take(data)
             lines = self._lines
-            received = self.received
+            try:
+                lines.extend(self._decoder.feed(data))
+            except ProtocolError as exc:
+                lines.extend(exc.lines)  # type: ignore[attr-defined]
+                self._error = exc
+            if self.partial or data[-1] != _NEWLINE:
+                self.report_partial(self._decoder.buffered > 0)
+            received = self.receiver
             ready = self.ready
             while lines:
                 if ready is None or not ready():
@@ -188,7 +195,7 @@ class TcpLink(SocketLink):
                 received(lines.popleft())
                 if self.closed or not self.reading:
                     break
-                ready = self.ready
+                ready, received = self.ready, self.receiver
             else:
                 if self._error is None:
                     return

@@ -117,6 +117,8 @@ class SessionProtocol:
         self.peer_leaving = False
         #: This side sent Disconnect.
         self.local_leaving = False
+        #: Whether either side sent Disconnect: no new request may go out.
+        self.leaving = False
         self.attached = False
         self.closed = False
         self.last_seen = now
@@ -161,11 +163,6 @@ class SessionProtocol:
         self._clear_outbox()
         self.output.clear()
 
-    @property
-    def leaving(self) -> bool:
-        """Whether either side sent Disconnect: no new request may go out."""
-        return self.peer_leaving or self.local_leaving
-
     def owes_goodbye(self) -> bool:
         """Whether closing should first send Disconnect (handshaken, and neither side said it yet)."""
         return self.handshaken and not self.peer_leaving and not self.local_leaving
@@ -185,7 +182,7 @@ class SessionProtocol:
 
     def disconnect_sent(self) -> None:
         """This side sent Disconnect."""
-        self.local_leaving = True
+        self.local_leaving = self.leaving = True
 
     @property
     def outbox_full(self) -> bool:
@@ -245,7 +242,7 @@ class SessionProtocol:
             self.acknowledged(message.last_message_id)  # type: ignore[attr-defined]
             return False
         if kind is Disconnect:
-            self.peer_leaving = True
+            self.peer_leaving = self.leaving = True
             return True
         ident: int = message.message_id  # type: ignore[attr-defined]
         if ident > self.last_received or not self.received_any:
