@@ -71,7 +71,7 @@ class SocketLink:
         self.ready: Callable[[], bool] | None = None
         #: Whether a frame is half received (what :attr:`on_partial` was last told).
         self.partial = False
-        #: The server-wide budget that counts this link's queued bytes (None: not counted).
+        #: The server-wide budget that counts the bytes this link holds for a backed-up socket (None: not counted).
         self.budget: MemoryBudget | None = None
         self._budgeted = 0
         #: Whoever took this connection over (a server marks it once the handshake chose a session).
@@ -114,12 +114,15 @@ class SocketLink:
         self._out.append(payload)
         size = len(payload)
         self.buffered += size
-        if self.budget is not None:
-            self._count(size)
-        if not self._writing and not self._scheduled:
+        if self._writing:
+            # The socket is backed up: what waits now is what the budget counts.
+            if self.budget is not None:
+                self._count(size)
+        elif not self._scheduled:
             self._scheduled = True
             self._loop.run_callback(self._flush_soon)
-        elif block and self.buffered > self.max_buffer and gevent.getcurrent() is not self._hub:
+            return
+        if block and self.buffered > self.max_buffer and gevent.getcurrent() is not self._hub:
             # (The hub, reading, must never block: what it writes is bounded by the reader's own checks.)
             self._wait_drained()
 
@@ -132,7 +135,7 @@ class SocketLink:
         self._out.extend(payloads[:-1])
         size = sum(map(len, payloads[:-1]))
         self.buffered += size
-        if self.budget is not None:
+        if self._writing and self.budget is not None:
             self._count(size)
         self.write(payloads[-1])
 
@@ -148,15 +151,16 @@ class SocketLink:
         self._out.append(payload)
         size = len(payload)
         self.buffered += size
-        if self.budget is not None:
-            self._count(size)
-        if not self._writing and not self._scheduled:
+        if self._writing:
+            if self.budget is not None:
+                self._count(size)
+        elif not self._scheduled:
             self._scheduled = True
             self._loop.run_callback(self._flush_soon)
         return True
 
     def _take_queue(self) -> list[bytes]:
-        """Take everything queued, to frame and write it (the budget counts it until the socket took it)."""
+        """Take everything queued, to frame and write it (what the budget counted stays counted until sent)."""
         batch, self._out = self._out, []
         self.buffered = 0
         return batch
@@ -206,9 +210,11 @@ class SocketLink:
         except OSError as exc:
             gevent.spawn(self.close, f"write failed: {exc}")
             return
-        if self._budgeted:
-            self._sent(sent)
         if sent < len(data):
+            # Nothing was counted while it waited here for one loop turn; what the socket did not
+            # take now waits for a slow reader, and the budget counts it until it goes.
+            if self.budget is not None:
+                self._count(len(data) - sent)
             self._writing = True
             rest = memoryview(data)[sent:]
             watcher = self._write_watcher
