@@ -360,7 +360,7 @@ class Engine:
     @property
     def saturated(self) -> bool:
         """Whether :meth:`handle_message` would block now on a Request or Notification (all handlers busy)."""
-        return self._workers._slots.counter <= 0  # WorkerPool.full, without a second call
+        return self._workers._free <= 0  # WorkerPool.full, without a second call
 
     @property
     def active_handlers(self) -> int:

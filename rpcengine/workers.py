@@ -23,8 +23,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import gevent
+from gevent.event import Event
 from gevent.hub import Waiter
-from gevent.lock import Semaphore
 
 __all__ = ["WorkerPool"]
 
@@ -44,7 +44,11 @@ class WorkerPool:
             raise ValueError("a worker pool needs at least one worker")
         self.size = size
         self.name = name
-        self._slots = Semaphore(size)
+        # Jobs that may still be submitted before submit() blocks (a plain count: no lock object
+        # on the per-message path); waiters for a free slot, or for all of them, wait on events.
+        self._free = size
+        self._room: Event | None = None
+        self._idle: Event | None = None
         self._jobs: deque[Job] = deque()
         self._parked: list[Waiter[object]] = []
         self._workers: set[gevent.Greenlet[[], None]] = set()
@@ -58,12 +62,12 @@ class WorkerPool:
     @property
     def busy(self) -> int:
         """Number of jobs submitted and not yet finished (queued or running)."""
-        return self.size - self._slots.counter
+        return self.size - self._free
 
     @property
     def full(self) -> bool:
         """Whether :meth:`submit` would block now: ``size`` jobs are in flight."""
-        return self._slots.counter <= 0
+        return self._free <= 0
 
     @property
     def workers(self) -> int:
@@ -78,18 +82,38 @@ class WorkerPool:
         """
         if self._closed:
             return False
-        self._waiting += 1
-        try:
-            self._slots.acquire()
-        finally:
-            self._waiting -= 1
-        if self._closed:
-            self._slots.release()
+        if self._free <= 0 and not self._wait_for_slot():
             return False
+        self._free -= 1
         self._jobs.append((func, arg))
         if self._woken == 0:
             self._wake_one()
         return True
+
+    def _wait_for_slot(self) -> bool:
+        """Block (yielding) until a slot is free; return False if the pool closed meanwhile."""
+        self._waiting += 1
+        try:
+            while self._free <= 0 and not self._closed:
+                room = self._room
+                if room is None:
+                    room = self._room = Event()
+                room.wait()
+        finally:
+            self._waiting -= 1
+        return not self._closed
+
+    def _release(self) -> None:
+        """A job finished: free its slot, and wake whoever waits for one (or for all)."""
+        self._free += 1
+        room = self._room
+        if room is not None:
+            self._room = None
+            room.set()
+        idle = self._idle
+        if idle is not None and self._free >= self.size:
+            self._idle = None
+            idle.set()
 
     def _wake_one(self) -> None:
         """Make one more worker come for the queued jobs: a parked one, else a new one."""
@@ -111,7 +135,7 @@ class WorkerPool:
 
     def _run(self) -> None:
         """Worker loop: run queued jobs while there are any, then park until woken."""
-        jobs, slots = self._jobs, self._slots
+        jobs = self._jobs
         try:
             while True:
                 self._woken -= 1
@@ -126,7 +150,7 @@ class WorkerPool:
                     except Exception:
                         log.exception("job %r raised", func)
                     finally:
-                        slots.release()
+                        self._release()
                         del func, arg  # a parked worker keeps no job (and no request) alive
                 if self._closed:
                     return
@@ -139,17 +163,14 @@ class WorkerPool:
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait (yielding) until no job is in flight; return False if ``timeout`` passed first."""
-        taken = 0
-        try:
-            # False makes the timeout silent, as gevent documents; types-gevent omits it.
-            with gevent.Timeout(timeout, False):  # type: ignore[arg-type]
-                while taken < self.size:
-                    self._slots.acquire()
-                    taken += 1
-        finally:
-            for _ in range(taken):
-                self._slots.release()
-        return taken == self.size
+        # False makes the timeout silent, as gevent documents; types-gevent omits it.
+        with gevent.Timeout(timeout, False):  # type: ignore[arg-type]
+            while self._free < self.size:
+                idle = self._idle
+                if idle is None:
+                    idle = self._idle = Event()
+                idle.wait()
+        return self._free >= self.size
 
     def close(self) -> None:
         """Refuse new jobs and wake blocked submitters; jobs already submitted still run.
@@ -161,8 +182,9 @@ class WorkerPool:
         if self._closed:
             return
         self._closed = True
-        for _ in range(self._waiting):
-            self._slots.release()
+        room, self._room = self._room, None
+        if room is not None:
+            room.set()  # blocked submitters see the pool closed and return False
         if self._jobs and self._woken == 0:
             self._wake_one()
         parked, self._parked = self._parked, []

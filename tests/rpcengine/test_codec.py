@@ -193,4 +193,9 @@ def test_message_fast_path_still_refuses_bad_keys_and_numbers(codec: UjsonCodec,
 
 def test_message_fast_path_encodes_what_is_valid(codec: UjsonCodec) -> None:
     message = [3, 1, 1, {"n": None, 1: "int key", "list": [1.5, None, {"a": True}]}]
-    assert codec.decode(codec.encode(message)) == [3, 1, 1, {"n": None, "1": "int key", "list": [1.5, None, {"a": True}]}]
+    assert codec.decode(codec.encode(message)) == [
+        3,
+        1,
+        1,
+        {"n": None, "1": "int key", "list": [1.5, None, {"a": True}]},
+    ]

@@ -7,7 +7,6 @@ from typing import Any
 
 import gevent
 import pytest
-
 from helpers.tcp import wait_until
 
 from dispatchers import dummy_rpc_handler
