@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import gevent.socket
 from gevent.event import Event
+from gevent.hub import Waiter
 
 from rpcengine.errors import ConnectionLost, ProtocolError
 
@@ -89,6 +90,9 @@ class SocketLink:
         self._rest: memoryview | None = None
         self._drained: Event | None = None
         self._closed_event: Event | None = None
+        # Reading in the hub: the watcher, and the parked greenlet that owns the reading.
+        self._read_watcher: Any = None
+        self._owner: Waiter[Any] | None = None
         self._hub = gevent.get_hub()
         self._loop = self._hub.loop
         # The non-blocking OS socket under a plain gevent socket (None for TLS and others).
@@ -374,6 +378,46 @@ class SocketLink:
         """Run :meth:`run` on a new greenlet (client side; a server reads on the connection's own)."""
         return gevent.spawn(self.run)
 
+    # -- reading in the hub --------------------------------------------------
+    #
+    # A read loop (subclasses' run()) owns the reading. While the receiver takes frames without
+    # blocking (ready() says so) and the socket is a plain one, the loop parks and the hub reads
+    # instead, from a watcher calling the subclass's _readable(): no greenlet switch per frame.
+    # Whatever may block (a busy engine, a backed-up socket, the connection's end, bad framing,
+    # control frames) goes back to the owner, which _readable() wakes.
+
+    def _hub_reading_possible(self) -> bool:
+        """Whether frames can be read in the hub now: a plain socket and a receiver that will not block."""
+        ready = self.ready
+        return ready is not None and self._raw is not None and self.reading and not self.closed and ready()
+
+    def _park(self) -> None:
+        """Let the hub read (from a watcher) until something needs this greenlet; blocks (yielding)."""
+        waiter: Waiter[Any] = Waiter()
+        self._owner = waiter
+        watcher = self._read_watcher
+        if watcher is None:
+            watcher = self._read_watcher = self._loop.io(self.sock.fileno(), 1)  # type: ignore[attr-defined]
+        watcher.start(self._readable)
+        try:
+            waiter.get()
+        finally:
+            self._owner = None
+            watcher.stop()
+
+    def _wake_owner(self) -> None:
+        """Stop reading in the hub and let the owning greenlet go on (it is parked in :meth:`_park`)."""
+        watcher = self._read_watcher
+        if watcher is not None:
+            watcher.stop()
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            self._loop.run_callback(owner.switch, None)
+
+    def _readable(self) -> None:
+        """Read watcher callback, in the hub (implemented by subclasses that park)."""
+        self._wake_owner()
+
     def received(self, frame: bytes) -> None:
         """Pass one inbound frame to the current receiver."""
         self.receiver(frame)
@@ -443,6 +487,11 @@ class SocketLink:
         self._signal_drained()
         if self._closed_event is not None:
             self._closed_event.set()
+        watcher, self._read_watcher = self._read_watcher, None
+        if watcher is not None:
+            watcher.stop()
+            watcher.close()
+        self._wake_owner()  # a read loop parked while the hub read goes on (and sees the close)
         callback, self.on_lost = self.on_lost, None
         if callback is not None:
             callback(self, reason)

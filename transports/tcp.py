@@ -23,7 +23,6 @@ from typing import Any
 
 import gevent
 import gevent.socket
-from gevent.hub import Waiter
 
 from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import ProtocolError
@@ -59,8 +58,6 @@ class TcpLink(SocketLink):
         self._lines: deque[bytes] = deque()
         self._error: ProtocolError | None = None
         self._ended: str | None = None
-        self._read_watcher: Any = None
-        self._owner: Waiter[Any] | None = None
 
     def frame_batch(self, payloads: list[bytes]) -> bytes:
         """Return the payloads as newline-terminated lines."""
@@ -131,35 +128,7 @@ class TcpLink(SocketLink):
                 return False
         return True
 
-    # -- reading in the hub ------------------------------------------------
-
-    def _hub_reading_possible(self) -> bool:
-        """Whether the lines can be read in the hub now: a plain socket and a receiver that will not block."""
-        ready = self.ready
-        return ready is not None and self._raw is not None and self.reading and ready()
-
-    def _park(self) -> None:
-        """Let the hub read (from a watcher) until something needs this greenlet; blocks (yielding)."""
-        waiter: Waiter[Any] = Waiter()
-        self._owner = waiter
-        watcher = self._read_watcher
-        if watcher is None:
-            watcher = self._read_watcher = self._loop.io(self.sock.fileno(), 1)  # type: ignore[attr-defined]
-        watcher.start(self._readable)
-        try:
-            waiter.get()
-        finally:
-            self._owner = None
-            watcher.stop()
-
-    def _wake_owner(self) -> None:
-        """Stop reading in the hub and let the owning greenlet go on (it is parked in :meth:`_park`)."""
-        watcher = self._read_watcher
-        if watcher is not None:
-            watcher.stop()
-        owner, self._owner = self._owner, None
-        if owner is not None:
-            self._loop.run_callback(owner.switch, None)
+    # -- reading in the hub (see SocketLink._park) -------------------------
 
     def _readable(self) -> None:
         """Read watcher callback (in the hub): read what came and deliver the lines that cannot block."""
@@ -202,17 +171,6 @@ class TcpLink(SocketLink):
         except Exception:
             log.exception("reading from %s failed", self.peer_address)
             self._ended = "internal error while reading"
-        self._wake_owner()
-
-    def close(self, reason: str = "closed locally") -> None:
-        """Close the socket and report the end once; does not block (the owner of the reading returns)."""
-        if self.closed:
-            return
-        super().close(reason)
-        watcher, self._read_watcher = self._read_watcher, None
-        if watcher is not None:
-            watcher.stop()
-            watcher.close()
         self._wake_owner()
 
     def close_socket(self) -> None:

@@ -105,6 +105,9 @@ class WebSocketLink(SocketLink):
         self._idle.set()
         self._direct = Semaphore()
         self._abort_timer: gevent.Greenlet | None = None
+        # What the hub saw while it read (see _readable): the end of the stream, or a failed read.
+        self._hub_eof = False
+        self._read_failed: str | None = None
 
     @property
     def subprotocol(self) -> str | None:
@@ -213,17 +216,35 @@ class WebSocketLink(SocketLink):
     # -- reading ----------------------------------------------------------
 
     def run(self) -> None:
-        """Read frames and pass text messages on until the connection ends (blocks, yielding)."""
+        """Read frames and pass text messages on until the connection ends (blocks, yielding).
+
+        While the receiver cannot block, the loop parks and the hub reads
+        the socket instead (see :meth:`_readable`).
+        """
         protocol = self.protocol
         try:
-            events, self._pending = self._pending, []
-            self._process(events)  # frames (or a protocol error) that came with the HTTP upgrade
             while protocol.state is not CLOSED:
-                try:
-                    data = self.sock.recv(_RECV_SIZE)
-                except OSError as exc:
-                    self.close(f"read failed: {exc}")
+                # Frames parsed already: with the HTTP upgrade, or by the hub before it handed over.
+                events, self._pending = self._pending, []
+                if events or protocol.parser_exc is not None:
+                    self._process(events)
+                    if protocol.state is CLOSED:
+                        break
+                failed, self._read_failed = self._read_failed, None
+                if failed is not None:
+                    self.close(failed)
                     return
+                if self._hub_eof:
+                    data = b""
+                elif protocol.state is OPEN and self._hub_reading_possible():
+                    self._park()
+                    continue
+                else:
+                    try:
+                        data = self.sock.recv(_RECV_SIZE)
+                    except OSError as exc:
+                        self.close(f"read failed: {exc}")
+                        return
                 if data:
                     protocol.receive_data(data)
                 else:
@@ -240,6 +261,54 @@ class WebSocketLink(SocketLink):
             self.close(f"internal error: {exc}", CloseCode.INTERNAL_ERROR)
         finally:
             self._finish()
+
+    def _readable(self) -> None:
+        """Read watcher callback (in the hub): parse what came; deliver whole text messages that cannot block.
+
+        Anything else (control frames, a frame the protocol answers
+        itself, a parser error, the end of the stream, a busy receiver) is
+        handed to the read loop with the frames not yet delivered.
+        """
+        if self.closed or not self.reading:
+            self._wake_owner()
+            return
+        try:
+            data = self._raw.recv(_RECV_SIZE)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._read_failed = f"read failed: {exc}"
+            self._wake_owner()
+            return
+        if not data:
+            self._hub_eof = True
+            self._wake_owner()
+            return
+        try:
+            protocol = self.protocol
+            protocol.receive_data(data)
+            events = protocol.events_received()
+            self.report_partial(not events)
+            if protocol.state is OPEN and protocol.parser_exc is None and not protocol.writes:
+                ready = self.ready
+                for index, frame in enumerate(events):
+                    opcode = frame.opcode
+                    if (opcode is not TEXT and opcode is not CONT) or ready is None or not ready():
+                        self._pending = events[index:]
+                        break
+                    self._data_frame(frame)
+                    if self.closed or not self.reading:
+                        self._pending = events[index + 1 :]
+                        break
+                    ready = self.ready
+                else:
+                    return
+            else:
+                self._pending = events
+        except Exception:
+            log.exception("reading WebSocket frames from %s failed", self.peer_address)
+            self._read_failed = "internal error while reading"
+        self._wake_owner()
 
     def _process(self, events: list[Any]) -> None:
         """Act on what the protocol made of the latest data: frames, its own answers, an error."""
