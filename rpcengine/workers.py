@@ -2,9 +2,11 @@
 
 Spawning a greenlet per inbound message costs several times more than
 handing a job to a greenlet that already waits for one, and waking a
-greenlet per job costs a switch each. So each Engine keeps up to ``size``
-workers alive, and a woken worker runs queued jobs one after another for as
-long as they do not block. When a job does block (yields to the hub) while
+greenlet per job costs a switch each. So workers live on: an idle one parks
+in a lot shared by every pool of its thread (an idle connection keeps no
+worker of its own), and a pool with jobs wakes a parked one, up to ``size``
+at once; a woken worker runs queued jobs one after another for as long as
+they do not block. When a job does block (yields to the hub) while
 others wait, a callback scheduled before it started wakes one more worker,
 which takes the next job; so a slow or blocking handler never holds up the
 jobs behind it, and a burst of fast ones costs one switch, not one per job.
@@ -18,7 +20,7 @@ its memory.
 from __future__ import annotations
 
 import logging
-from collections import deque
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,6 +37,37 @@ _STOP = object()
 Job = tuple[Callable[[Any], object], Any]
 _T = TypeVar("_T")
 
+#: Idle workers parked per thread, at most; one more than that ends instead of parking.
+MAX_PARKED = 1024
+
+# The parked workers of each thread's hub (weakly: a hub goes with its thread).
+_LOTS: weakref.WeakKeyDictionary[Any, list[Waiter[Any]]] = weakref.WeakKeyDictionary()
+
+
+def _parking_lot() -> list[Waiter[Any]]:
+    """Return the list of idle workers parked in this thread, shared by all its pools."""
+    hub = gevent.get_hub()
+    lot = _LOTS.get(hub)
+    if lot is None:
+        lot = _LOTS[hub] = []
+    return lot
+
+
+def _worker(pool: WorkerPool) -> None:
+    """A worker greenlet: serve ``pool``'s queued jobs, park, serve whichever pool wakes it next."""
+    lot = pool._lot
+    current = gevent.getcurrent()
+    while True:
+        pool._serve(current)
+        if len(lot) >= MAX_PARKED:
+            return
+        waiter: Waiter[Any] = Waiter()
+        lot.append(waiter)
+        woken_by = waiter.get()  # a parked worker keeps no pool, job or request alive
+        if woken_by is _STOP:
+            return
+        pool = woken_by
+
 
 class WorkerPool:
     """Run jobs, in order of submission, on at most ``size`` long-lived greenlets."""
@@ -49,9 +82,11 @@ class WorkerPool:
         self._free = size
         self._room: Event | None = None
         self._idle: Event | None = None
-        self._jobs: deque[Job] = deque()
-        self._parked: list[Waiter[object]] = []
-        self._workers: set[gevent.Greenlet[[], None]] = set()
+        self._jobs: list[Job] = []  # at most ``size``; a list costs 700 bytes less than a deque
+        self._lot = _parking_lot()
+        # The workers running this pool's jobs now, and the most there have been at once.
+        self._workers: set[Any] = set()
+        self._peak = 0
         # Workers woken (or spawned) that have not yet started taking jobs.
         self._woken = 0
         self._fan_out_scheduled = False
@@ -71,8 +106,8 @@ class WorkerPool:
 
     @property
     def workers(self) -> int:
-        """Number of worker greenlets alive."""
-        return len(self._workers)
+        """The most worker greenlets that have run this pool's jobs at once."""
+        return self._peak
 
     def submit(self, func: Callable[[_T], object], arg: _T) -> bool:
         """Run ``func(arg)`` on a worker; blocks (yielding to the hub) while ``size`` jobs are in flight.
@@ -117,14 +152,14 @@ class WorkerPool:
 
     def _wake_one(self) -> None:
         """Make one more worker come for the queued jobs: a parked one, else a new one."""
-        if self._parked:
+        lot = self._lot
+        if lot:
             self._woken += 1
-            self._loop.run_callback(self._parked.pop().switch, None)
-        elif len(self._workers) < self.size:
+            self._loop.run_callback(lot.pop().switch, self)
+        elif len(self._workers) + self._woken < self.size:
             self._woken += 1
-            worker = gevent.Greenlet(self._run)
+            worker = gevent.Greenlet(_worker, self)
             worker.name = self.name
-            self._workers.add(worker)
             worker.start()
 
     def _fan_out(self) -> None:
@@ -133,33 +168,30 @@ class WorkerPool:
         if self._jobs and self._woken == 0:
             self._wake_one()
 
-    def _run(self) -> None:
-        """Worker loop: run queued jobs while there are any, then park until woken."""
+    def _serve(self, worker: Any) -> None:
+        """Run queued jobs on ``worker`` (the calling greenlet) while there are any."""
+        self._woken -= 1
         jobs = self._jobs
+        workers = self._workers
+        workers.add(worker)
+        if len(workers) > self._peak:
+            self._peak = len(workers)
         try:
-            while True:
-                self._woken -= 1
-                while jobs:
-                    func, arg = jobs.popleft()
-                    if jobs and not self._fan_out_scheduled:
-                        # Runs only once this worker yields: if the job blocks, the rest go on elsewhere.
-                        self._fan_out_scheduled = True
-                        self._loop.run_callback(self._fan_out)
-                    try:
-                        func(arg)
-                    except Exception:
-                        log.exception("job %r raised", func)
-                    finally:
-                        self._release()
-                        del func, arg  # a parked worker keeps no job (and no request) alive
-                if self._closed:
-                    return
-                waiter: Waiter[object] = Waiter()
-                self._parked.append(waiter)
-                if waiter.get() is _STOP:
-                    return
+            while jobs:
+                func, arg = jobs.pop(0)
+                if jobs and not self._fan_out_scheduled:
+                    # Runs only once this worker yields: if the job blocks, the rest go on elsewhere.
+                    self._fan_out_scheduled = True
+                    self._loop.run_callback(self._fan_out)
+                try:
+                    func(arg)
+                except Exception:
+                    log.exception("job %r raised", func)
+                finally:
+                    self._release()
+                    del func, arg
         finally:
-            self._workers.discard(gevent.getcurrent())
+            workers.discard(worker)
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait (yielding) until no job is in flight; return False if ``timeout`` passed first."""
@@ -176,8 +208,8 @@ class WorkerPool:
         """Refuse new jobs and wake blocked submitters; jobs already submitted still run.
 
         A message received before its connection closed is still handled,
-        as data sent before a FIN is still read. Parked workers exit; one
-        is woken, if needed, to run what is queued.
+        as data sent before a FIN is still read. A worker is woken, if
+        needed, to run what is queued; idle ones are the thread's, not the pool's.
         """
         if self._closed:
             return
@@ -187,9 +219,6 @@ class WorkerPool:
             room.set()  # blocked submitters see the pool closed and return False
         if self._jobs and self._woken == 0:
             self._wake_one()
-        parked, self._parked = self._parked, []
-        for waiter in parked:
-            self._loop.run_callback(waiter.switch, _STOP)
 
     def kill(self) -> None:
         """Close the pool and kill every worker, running jobs included (does not block)."""

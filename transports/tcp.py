@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-from collections import deque
 from typing import Any
 
 import gevent
@@ -55,7 +54,7 @@ class TcpLink(SocketLink):
         self.max_line = config.max_message_size
         self._decoder = LineDecoder(self.max_line)
         # Lines read and not yet delivered, a framing error seen after them, the end seen in the hub.
-        self._lines: deque[bytes] = deque()
+        self._lines: list[bytes] = []  # (a list: an empty deque costs 760 bytes per connection)
         self._error: ProtocolError | None = None
         self._ended: str | None = None
 
@@ -123,7 +122,7 @@ class TcpLink(SocketLink):
         lines = self._lines
         received = self.received
         while lines:
-            received(lines.popleft())
+            received(lines.pop(0))
             if self.closed or not self.reading:
                 return False
         return True
@@ -161,7 +160,7 @@ class TcpLink(SocketLink):
             while lines:
                 if ready is None or not ready():
                     break
-                received(lines.popleft())
+                received(lines.pop(0))
                 if self.closed or not self.reading:
                     break
                 ready, received = self.ready, self.receiver

@@ -71,11 +71,9 @@ def test_answered_calls_leave_no_deadline_behind() -> None:
     assert deadlines.waiting == 0 and not deadlines._queues
     # Armed for the first call's deadline, but not keeping the hub alive for nobody.
     assert deadlines._timer is not None and not deadlines._timer.ref
-    started = time.monotonic()
     client.close()
     server.close()
-    assert gevent.wait(timeout=5)
-    assert time.monotonic() - started < 1.0
+    assert deadlines._timer is None, "a closed engine keeps no timer"
 
 
 def test_a_killed_caller_leaves_no_deadline_and_later_calls_still_time_out(silent: Engine) -> None:

@@ -55,8 +55,12 @@ class SessionConfig:
         """Return the configured codec, or the default one sized to ``max_message_size``."""
         if self.codec is not None:
             return self.codec
-        codec = default_codec()
-        codec.max_size = self.max_message_size
+        # Codecs keep no state between calls: every session of this configuration shares one.
+        codec = self.__dict__.get("_default_codec")
+        if codec is None:
+            codec = default_codec()
+            codec.max_size = self.max_message_size
+            object.__setattr__(self, "_default_codec", codec)  # a cache on a frozen dataclass
         return codec
 
     @property

@@ -71,6 +71,41 @@ class SessionProtocol:
     pings), which then gets a liveness rule too.
     """
 
+    # Slots, not a dict: one per connection, and 31 attributes make a 1.6 KB dict.
+    __slots__ = (
+        "_detached_at",
+        "_last_heartbeat",
+        "_partial_since",
+        "_unacked_received",
+        "ack_every",
+        "attached",
+        "budget",
+        "closed",
+        "codec",
+        "delivering",
+        "duplicates_dropped",
+        "frame_timeout",
+        "handshaken",
+        "heartbeat_interval",
+        "heartbeat_timeout",
+        "idle_timeout",
+        "last_received",
+        "last_seen",
+        "last_sent",
+        "leaving",
+        "local_leaving",
+        "max_unacked",
+        "outbox",
+        "outbox_bytes",
+        "output",
+        "peer_acked",
+        "peer_leaving",
+        "probe",
+        "received_any",
+        "resumable",
+        "resume_grace",
+    )
+
     def __init__(
         self,
         codec: Codec,

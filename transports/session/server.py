@@ -169,11 +169,13 @@ class SessionServer:
         """Serve one connection on the calling greenlet: handshake, then ``run()`` the read loop."""
         self.links.add(link)
         link.receiver = lambda frame: self._first_frame(link, frame)
-        deadline = gevent.spawn_later(self.config.handshake_timeout, self._handshake_deadline, link)
+        # A timer, not a greenlet: an idle connection should not keep one alive for this.
+        deadline = gevent.get_hub().loop.timer(self.config.handshake_timeout)
+        deadline.start(self._handshake_deadline, link)
         try:
             run()
         finally:
-            deadline.kill(block=False)
+            deadline.stop()
             if not link.reading:
                 # The peer broke the framing: its session closes the link once what came before the
                 # break is answered (within ``drain_timeout``); the socket must live until then.
@@ -183,7 +185,7 @@ class SessionServer:
                 link.close("connection ended")
 
     def _handshake_deadline(self, link: SocketLink) -> None:
-        """Close a connection that has not sent its first frame in time."""
+        """Timer callback (in the hub): close a connection that has not sent its first frame in time."""
         if not link.closed and link.owner is None:
             log.warning("closing %s: no handshake within %s s", link.peer_address, self.config.handshake_timeout)
             link.close("handshake timeout")

@@ -287,7 +287,7 @@ class WebSocketLink(SocketLink):
         try:
             protocol = self.protocol
             protocol.receive_data(data)
-            events = protocol.events_received()
+            events: list[Any] = protocol.events_received()  # frames, once the handshake is done
             self.report_partial(not events)
             if protocol.state is OPEN and protocol.parser_exc is None and not protocol.writes:
                 ready = self.ready
