@@ -134,9 +134,10 @@ def _check_keys(value: Any) -> None:
                     for key in item:
                         if not isinstance(key, _KEY_TYPES) or (type(key) is float and not math.isfinite(key)):
                             raise EncodeError(f"object key {key!r} cannot be encoded as JSON") from None
-        children = list(chain(chain.from_iterable(map(dict.values, dicts)), chain.from_iterable(others)))
-        if _CONTAINERS.isdisjoint(map(type, children)):
+        # The types first, through iterators (no list of every value unless a container is among them).
+        if _CONTAINERS.isdisjoint(map(type, chain(chain.from_iterable(map(dict.values, dicts)), *others))):
             return
+        children = chain(chain.from_iterable(map(dict.values, dicts)), *others)
         level = [child for child in children if type(child) in _CONTAINERS]
 
 
