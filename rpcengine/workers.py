@@ -20,6 +20,7 @@ its memory.
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -39,17 +40,66 @@ _T = TypeVar("_T")
 
 #: Idle workers parked per thread, at most; one more than that ends instead of parking.
 MAX_PARKED = 1024
+#: A worker parked this long without work ends (after a burst, the lot shrinks back).
+IDLE_WORKER_SECONDS = 2.0
 
-# The parked workers of each thread's hub (weakly: a hub goes with its thread).
-_LOTS: weakref.WeakKeyDictionary[Any, list[Waiter[Any]]] = weakref.WeakKeyDictionary()
+
+class _ParkingLot:
+    """The idle workers of one thread, shared by all its pools: the most recently parked is woken first.
+
+    A timer, every ``IDLE_WORKER_SECONDS / 2`` while anyone is parked (and
+    not keeping the hub's loop alive), ends those parked longer than
+    ``IDLE_WORKER_SECONDS``.
+    """
+
+    def __init__(self) -> None:
+        self._loop = gevent.get_hub().loop
+        self._parked: list[tuple[Waiter[Any], float]] = []
+        self._sweeper: Any = None
+
+    def __len__(self) -> int:
+        return len(self._parked)
+
+    def park(self, waiter: Waiter[Any]) -> None:
+        """Add a waiting worker (it waits on ``waiter`` for its next pool, or ``_STOP``)."""
+        self._parked.append((waiter, time.monotonic()))
+        if self._sweeper is None:
+            period = IDLE_WORKER_SECONDS / 2
+            sweeper: Any = self._loop.timer(period, period)
+            sweeper.start(self._sweep)
+            sweeper.ref = False
+            self._sweeper = sweeper
+
+    def take(self) -> Waiter[Any] | None:
+        """Remove and return the most recently parked worker's waiter (None if nobody is parked)."""
+        parked = self._parked
+        return parked.pop()[0] if parked else None
+
+    def _sweep(self) -> None:
+        """Timer callback (in the hub): end the workers parked too long; stop once nobody is parked."""
+        parked = self._parked
+        oldest = time.monotonic() - IDLE_WORKER_SECONDS
+        expired = 0
+        while expired < len(parked) and parked[expired][1] < oldest:
+            expired += 1
+        stopped, self._parked = parked[:expired], parked[expired:]
+        for waiter, _ in stopped:
+            waiter.switch(_STOP)
+        if not self._parked and self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper = None
 
 
-def _parking_lot() -> list[Waiter[Any]]:
-    """Return the list of idle workers parked in this thread, shared by all its pools."""
+# The parking lot of each thread's hub (weakly: a hub goes with its thread).
+_LOTS: weakref.WeakKeyDictionary[Any, _ParkingLot] = weakref.WeakKeyDictionary()
+
+
+def _parking_lot() -> _ParkingLot:
+    """Return this thread's lot of idle workers, shared by all its pools."""
     hub = gevent.get_hub()
     lot = _LOTS.get(hub)
     if lot is None:
-        lot = _LOTS[hub] = []
+        lot = _LOTS[hub] = _ParkingLot()
     return lot
 
 
@@ -62,7 +112,7 @@ def _worker(pool: WorkerPool) -> None:
         if len(lot) >= MAX_PARKED:
             return
         waiter: Waiter[Any] = Waiter()
-        lot.append(waiter)
+        lot.park(waiter)
         woken_by = waiter.get()  # a parked worker keeps no pool, job or request alive
         if woken_by is _STOP:
             return
@@ -152,10 +202,10 @@ class WorkerPool:
 
     def _wake_one(self) -> None:
         """Make one more worker come for the queued jobs: a parked one, else a new one."""
-        lot = self._lot
-        if lot:
+        waiter = self._lot.take()
+        if waiter is not None:
             self._woken += 1
-            self._loop.run_callback(lot.pop().switch, self)
+            self._loop.run_callback(waiter.switch, self)
         elif len(self._workers) + self._woken < self.size:
             self._woken += 1
             worker = gevent.Greenlet(_worker, self)

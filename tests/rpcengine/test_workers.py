@@ -108,3 +108,27 @@ def test_close_still_runs_jobs_submitted_before_it() -> None:
     release.set()
     assert pool.join(timeout=5)
     assert ran == [1], "a job queued before close runs; one submitted after does not"
+
+
+def test_idle_workers_are_shared_between_pools_and_end_when_idle(monkeypatch: object) -> None:
+    import time
+
+    from rpcengine import workers
+
+    monkeypatch.setattr(workers, "IDLE_WORKER_SECONDS", 0.2)  # type: ignore[attr-defined]
+    first, second = WorkerPool(2), WorkerPool(2)
+    ran_on: list[object] = []
+    first.submit(lambda _: ran_on.append(gevent.getcurrent()), None)
+    assert first.join(timeout=5)
+    lot = workers._parking_lot()
+    assert len(lot) >= 1, "the worker parks in the thread's lot, not in its pool"
+    second.submit(lambda _: ran_on.append(gevent.getcurrent()), None)
+    assert second.join(timeout=5)
+    assert ran_on[0] is ran_on[1], "the second pool reused the first one's idle worker"
+    deadline = time.monotonic() + 5
+    while len(lot) and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    assert len(lot) == 0, "idle workers end after IDLE_WORKER_SECONDS"
+    assert ran_on[0].dead  # type: ignore[attr-defined]
+    first.close()
+    second.close()
