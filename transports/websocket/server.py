@@ -25,6 +25,7 @@ from websockets.http11 import Request
 from websockets.typing import Subprotocol
 
 from rpcengine.engine import RpcHandler
+from transports.http.front import DEFAULT_CALL_TIMEOUT, HttpFront
 from transports.listener import DEFAULT_BACKLOG, Listener, tune_socket
 from transports.session import Session
 from transports.session.server import DEFAULT_MAX_CONNECTIONS, SessionServer
@@ -124,6 +125,12 @@ class WebSocketServer(Listener):
     client at ``GET /rpcengine.js`` (404 while the file is missing).
     ``max_fragments`` bounds the frames one message may span (1009 above).
 
+    Plain HTTP is served on the same port (:mod:`transports.http`): each
+    path ``/p`` has an HTTP twin ``/p/rpc`` (``/rpc`` for ``/``) taking
+    one-shot calls by ``POST``, whose wait for answers ``?timeout=`` may
+    shorten and ``http_call_timeout`` bounds. Host and Origin are checked
+    as for an upgrade; an allowed page gets CORS headers.
+
     The HTTP upgrade (and the TLS handshake) must finish within
     ``handshake_timeout``; the session handshake then gets as long again.
     The server pings every ``heartbeat_interval`` and closes (1011) a
@@ -154,6 +161,7 @@ class WebSocketServer(Listener):
         max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         backlog: int = DEFAULT_BACKLOG,
+        http_call_timeout: float = DEFAULT_CALL_TIMEOUT,
         **options: Any,
     ) -> None:
         routes = dict(handlers) if isinstance(handlers, Mapping) else {"/": handlers}
@@ -188,6 +196,15 @@ class WebSocketServer(Listener):
         self.max_connections = max_connections
         self._refused = 0
         self._upgrading: set[gevent.Greenlet] = set()
+        #: The plain HTTP requests of every connection, before any upgrade.
+        self.http = HttpFront(
+            self.endpoints,
+            lambda: self.policy,
+            codec=next(iter(self.endpoints.values())).codec,
+            max_body_size=self.config.max_message_size,
+            handshake_timeout=self.config.handshake_timeout,
+            call_timeout=http_call_timeout,
+        )
         Listener.__init__(self, address, backlog=backlog)
 
     # -- lifecycle --------------------------------------------------------
@@ -262,13 +279,18 @@ class WebSocketServer(Listener):
                 tune_socket(sock)
                 if self.ssl_context is not None:
                     sock = wrap_socket(self.ssl_context, sock, server_side=True, timeout=limit)
+            received = self.http.serve(sock, address)  # plain HTTP requests, each within its own deadline
+            if received is None:
+                return None  # answered (and closed) by the HTTP layer
+            deadline = gevent.Timeout(limit)
+            with deadline:
                 protocol = ServerProtocol(
                     origins=None,  # checked by self.policy
                     subprotocols=[Subprotocol(self.subprotocol)] if self.subprotocol else None,
                     select_subprotocol=lambda _protocol, offered: self._select_subprotocol(offered),
                     max_size=self.config.max_message_size,
                 )
-                request, pending = receive_handshake(sock, protocol)
+                request, pending = receive_handshake(sock, protocol, received)
                 if request is None:
                     log.info("no valid WebSocket upgrade from %s: %s", address, protocol.handshake_exc)
                 else:

@@ -1,0 +1,218 @@
+"""HttpFront: plain HTTP on a WebSocket server's port, in front of the WebSocket upgrade.
+
+Every connection to a :class:`~transports.websocket.server.WebSocketServer`
+starts here. Requests are read with h11 (keep-alive, limits: see
+:mod:`transports.http.connection`); a ``GET`` (a WebSocket upgrade, or the
+browser client script, or anything else the WebSocket layer answers) is
+handed back with its bytes as received, and the WebSocket protocol takes
+the connection from there. What this layer answers itself:
+
+* ``POST <twin>``, where the twin of WebSocket path ``/p`` is ``/p/rpc``
+  (``/`` gives ``/rpc``): one-shot calls (:mod:`transports.http.calls`);
+* ``OPTIONS <twin>``: the CORS preflight;
+* any other method: 405 (with ``Allow``), or 404 for a path not served.
+
+Host and Origin are checked as for an upgrade (the server's
+:class:`~transports.websocket.origin.OriginPolicy`); an allowed page's
+Origin is echoed in ``Access-Control-Allow-Origin`` (never ``*``). Each
+request's head and body must arrive within ``handshake_timeout``, and a
+kept-alive connection may stay idle that long.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+import gevent
+import h11
+from websockets.datastructures import Headers
+from websockets.http11 import Request
+
+from rpcengine.codec import Codec
+from transports.http.calls import parse_calls, run_calls
+from transports.http.connection import DEFAULT_MAX_HEADER_SIZE, HttpConnection, HttpError
+from transports.session.server import SessionServer
+from transports.websocket.origin import OriginPolicy
+
+__all__ = ["DEFAULT_CALL_TIMEOUT", "JSON_TYPES", "HttpFront", "twin_path"]
+
+log = logging.getLogger(__name__)
+
+#: Longest a one-shot call may wait for its answers (``?timeout=`` may ask for less).
+DEFAULT_CALL_TIMEOUT = 30.0
+#: Content types a POST body may be declared as: JSON, and the two that a browser's form and curl send.
+JSON_TYPES = frozenset({"application/json", "text/plain", "application/x-www-form-urlencoded"})
+_PREFLIGHT_MAX_AGE = "600"
+
+
+def twin_path(path: str) -> str:
+    """Return the HTTP path of one-shot calls for WebSocket path ``path`` (``/`` -> ``/rpc``, ``/p`` -> ``/p/rpc``)."""
+    return path.rstrip("/") + "/rpc"
+
+
+def _headers(request: h11.Request) -> Headers:
+    """Return the request's headers as ``websockets`` Headers (what hooks see on every transport)."""
+    return Headers([(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers])
+
+
+class HttpFront:
+    """Answer the plain HTTP requests of one server's connections; hand WebSocket ones back.
+
+    ``endpoints`` maps each WebSocket path to the
+    :class:`~transports.session.server.SessionServer` serving it; ``policy``
+    returns the server's current Host and Origin policy. ``call_timeout``
+    bounds a one-shot call's wait (and is the wait when the request names
+    none).
+    """
+
+    def __init__(
+        self,
+        endpoints: Mapping[str, SessionServer],
+        policy: Any,
+        *,
+        codec: Codec,
+        max_body_size: int,
+        handshake_timeout: float,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
+    ) -> None:
+        self.endpoints = endpoints
+        self._policy = policy
+        self.codec = codec
+        self.max_body_size = max_body_size
+        self.handshake_timeout = handshake_timeout
+        self.call_timeout = call_timeout
+        self.max_header_size = max_header_size
+        #: Twin path -> WebSocket path.
+        self.twins = {twin_path(path): path for path in endpoints}
+
+    @property
+    def policy(self) -> OriginPolicy:
+        """The server's Host and Origin policy (it changes once the server is bound)."""
+        return self._policy()  # type: ignore[no-any-return]
+
+    def serve(self, sock: Any, address: Any) -> bytes | None:
+        """Serve HTTP requests on ``sock`` until one is for the WebSocket layer (blocks, yielding).
+
+        Returns the raw bytes of that request (the connection is then the
+        WebSocket layer's), or None once the connection is closed here.
+        """
+        conn = HttpConnection(sock, address, max_header_size=self.max_header_size, max_body_size=self.max_body_size)
+        while True:
+            deadline = gevent.Timeout(self.handshake_timeout)
+            try:
+                with deadline:
+                    request = conn.next_request()
+                    if request is None:
+                        conn.close()
+                        return None
+                    if request.method == b"GET":
+                        return bytes(conn.raw)
+                    body = self._read(conn, request)
+            except gevent.Timeout as exc:
+                if exc is not deadline:
+                    raise
+                log.info("closing %s: no whole HTTP request within %s s", address, self.handshake_timeout)
+                conn.close()
+                return None
+            except HttpError as error:
+                conn.refuse(error, self.codec, self._cors(conn.request))
+                return None
+            try:
+                if not self._answer(conn, request, body):
+                    conn.linger()
+                    return None
+            except OSError as exc:
+                log.info("HTTP answer to %s failed: %s", address, exc)
+                conn.close()
+                return None
+            except HttpError as error:
+                conn.refuse(error, self.codec, self._cors(request))
+                return None
+
+    # -- one request ------------------------------------------------------
+
+    def _read(self, conn: HttpConnection, request: h11.Request) -> bytes:
+        """Check a non-GET request and read its body; raise HttpError to refuse it."""
+        path = request.target.decode("latin-1").partition("?")[0]
+        method = request.method.decode("latin-1")
+        headers = _headers(request)
+        if path in self.twins:
+            allowed = ("POST", "OPTIONS")
+        elif path in self.endpoints:
+            allowed = ("GET",)
+        else:
+            raise HttpError(404, "not_found", f"not found; one-shot call paths served: {', '.join(self.twins)}")
+        if method not in allowed:
+            raise HttpError(405, "method_not_allowed", f"{method} is not allowed here", [("Allow", ", ".join(allowed))])
+        refusal = self.policy.check(headers)
+        if refusal is not None:
+            kind = "forbidden" if refusal.status == 403 else "bad_request"
+            raise HttpError(refusal.status.value, kind, refusal.reason)
+        if method == "POST":
+            content_type = headers.get("Content-Type", "application/json").partition(";")[0].strip().lower()
+            if content_type not in JSON_TYPES:
+                raise HttpError(415, "unsupported_media_type", f"the body must be JSON, not {content_type}")
+        return conn.read_body()
+
+    def _answer(self, conn: HttpConnection, request: h11.Request, body: bytes) -> bool:
+        """Answer a checked request whose body is read; return whether the connection stays open."""
+        target = request.target.decode("latin-1")
+        path, _, query = target.partition("?")
+        cors = self._cors(request)
+        if request.method == b"OPTIONS":
+            preflight = [
+                ("Access-Control-Allow-Methods", "POST, OPTIONS"),
+                ("Access-Control-Allow-Headers", "Content-Type"),
+                ("Access-Control-Max-Age", _PREFLIGHT_MAX_AGE),
+            ]
+            conn.respond(204, [*cors, *preflight, ("Allow", "POST, OPTIONS")])
+            return _keeps_alive(conn)
+        timeout = self._timeout(query)
+        messages, batch = parse_calls(self.codec, body)
+        ws_path = self.twins[path]
+        result = run_calls(
+            self.endpoints[ws_path],
+            messages,
+            batch,
+            peer_address=conn.peer_address,
+            request=Request(target, _headers(request)),
+            path=ws_path,
+            timeout=timeout,
+        )
+        headers = [*cors]
+        if result.body:
+            headers.append(("Content-Type", "application/json"))
+        conn.respond(result.status, headers, result.body)
+        log.debug("answered POST %s from %s with %d", path, conn.peer_address, result.status)
+        return _keeps_alive(conn)
+
+    def _timeout(self, query: str) -> float:
+        """Return the wait a request asks for with ``?timeout=`` (capped), or the default; HttpError 400 if bad."""
+        values = parse_qs(query).get("timeout")
+        if not values:
+            return self.call_timeout
+        try:
+            timeout = float(values[-1])
+        except ValueError:
+            timeout = -1.0
+        if not timeout >= 0:  # also NaN
+            raise HttpError(400, "bad_request", f"timeout must be a number of seconds, not {values[-1]!r}")
+        return min(timeout, self.call_timeout)
+
+    def _cors(self, request: h11.Request | None) -> list[tuple[str, str]]:
+        """Return the CORS headers for an allowed page's request (none without an Origin)."""
+        if request is None:
+            return []
+        origins = [value for name, value in request.headers if name == b"origin"]
+        if len(origins) != 1 or self.policy.check(_headers(request)) is not None:
+            return [("Vary", "Origin")]
+        return [("Access-Control-Allow-Origin", origins[0].decode("latin-1")), ("Vary", "Origin")]
+
+
+def _keeps_alive(conn: HttpConnection) -> bool:
+    """Whether h11 says the connection may carry another request."""
+    return conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
