@@ -70,6 +70,7 @@ class HttpConnection:
         self.sock = sock
         self.peer_address = peer_address
         self.max_body_size = max_body_size
+        self.max_header_size = max_header_size
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_size)
         #: The bytes of the current request (head and what followed it), as received.
         self.raw = bytearray()
@@ -126,6 +127,11 @@ class HttpConnection:
         event = self._next_event()
         if not isinstance(event, h11.Request):
             return None
+        if _head_size(self.raw) > self.max_header_size:
+            # h11 bounds only a head still incomplete after a read; one that came whole is measured here.
+            raise HttpError(
+                431, "request_header_fields_too_large", f"the request head is over {self.max_header_size} bytes"
+            )
         self.request = event
         for name, value in event.headers:
             if name == b"content-length":
@@ -245,3 +251,9 @@ def _phrase(status: int) -> bytes:
         return HTTPStatus(status).phrase.encode()
     except ValueError:
         return b""
+
+
+def _head_size(raw: bytes | bytearray) -> int:
+    """Return the length of the request head at the start of ``raw``, up to and including its blank line."""
+    ends = [end + len(mark) for mark in (b"\r\n\r\n", b"\n\n") if (end := raw.find(mark)) >= 0]
+    return min(ends) if ends else len(raw)

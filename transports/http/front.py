@@ -22,8 +22,9 @@ kept-alive connection may stay idle that long.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import gevent
@@ -35,7 +36,9 @@ from rpcengine.codec import Codec
 from transports.http.calls import parse_calls, run_calls
 from transports.http.connection import DEFAULT_MAX_HEADER_SIZE, HttpConnection, HttpError
 from transports.session.server import SessionServer
-from transports.websocket.origin import OriginPolicy
+
+if TYPE_CHECKING:  # transports.websocket imports this module
+    from transports.websocket.origin import OriginPolicy
 
 __all__ = ["DEFAULT_CALL_TIMEOUT", "JSON_TYPES", "HttpFront", "twin_path"]
 
@@ -46,6 +49,8 @@ DEFAULT_CALL_TIMEOUT = 30.0
 #: Content types a POST body may be declared as: JSON, and the two that a browser's form and curl send.
 JSON_TYPES = frozenset({"application/json", "text/plain", "application/x-www-form-urlencoded"})
 _PREFLIGHT_MAX_AGE = "600"
+#: How an HTTP request starts: a method (a token of capitals, as every method in use is) and a space.
+_METHOD = re.compile(rb"[A-Z]{1,20} ")
 
 
 def twin_path(path: str) -> str:
@@ -67,6 +72,9 @@ class HttpFront:
     bounds a one-shot call's wait (and is the wait when the request names
     none).
     """
+
+    #: The class reading each connection (a test may substitute its own).
+    connection_class: type[HttpConnection] = HttpConnection
 
     def __init__(
         self,
@@ -100,7 +108,9 @@ class HttpFront:
         Returns the raw bytes of that request (the connection is then the
         WebSocket layer's), or None once the connection is closed here.
         """
-        conn = HttpConnection(sock, address, max_header_size=self.max_header_size, max_body_size=self.max_body_size)
+        conn = self.connection_class(
+            sock, address, max_header_size=self.max_header_size, max_body_size=self.max_body_size
+        )
         while True:
             deadline = gevent.Timeout(self.handshake_timeout)
             try:
@@ -119,6 +129,13 @@ class HttpFront:
                 conn.close()
                 return None
             except HttpError as error:
+                if conn.request is None and error.status != 431 and conn.raw.startswith(b"GET "):
+                    # A GET head h11 will not take (no Host, say): the WebSocket layer answers it as it always did.
+                    return bytes(conn.raw)
+                if conn.request is None and _METHOD.match(conn.raw) is None:
+                    log.info("closing %s: what it sent is not HTTP (%s)", address, error.message)
+                    conn.close()  # a TLS hello, say: no HTTP answer would be read
+                    return None
                 conn.refuse(error, self.codec, self._cors(conn.request))
                 return None
             try:
@@ -141,7 +158,7 @@ class HttpFront:
         method = request.method.decode("latin-1")
         headers = _headers(request)
         if path in self.twins:
-            allowed = ("POST", "OPTIONS")
+            allowed: tuple[str, ...] = ("POST", "OPTIONS")
         elif path in self.endpoints:
             allowed = ("GET",)
         else:
