@@ -49,10 +49,10 @@ class HttpClient:
         if body or method == "POST":
             all_headers.append(("Content-Length", str(len(body))))
         with gevent.Timeout(EXCHANGE_LIMIT):
-            self.sock.sendall(conn.send(h11.Request(method=method, target=path, headers=all_headers)))
+            data = conn.send(h11.Request(method=method, target=path, headers=all_headers))
             if body:
-                self.sock.sendall(conn.send(h11.Data(data=body)))
-            self.sock.sendall(conn.send(h11.EndOfMessage()))
+                data += conn.send(h11.Data(data=body))
+            self.sock.sendall(data + conn.send(h11.EndOfMessage()))  # one write: no Nagle stall
             return self.read_answer()
 
     def read_answer(self) -> Answer:
@@ -120,3 +120,81 @@ class CountingConnection(HttpConnection):
         """Record the bytes read before the refusal, then refuse as usual."""
         CountingConnection.reads.append(self.bytes_read)
         super().refuse(*args, **kwargs)
+
+
+class LossyProxy:
+    """An HTTP proxy on loopback that forwards each request and drops some poll answers on the way back.
+
+    A poll (a body that starts with a heartbeat ``[0,``) is forwarded to the
+    server, which answers it; with probability ``drop_rate`` (seeded) the
+    answer is then thrown away and the client's connection closed, as a
+    proxy that loses a response mid-flight would. ``dropped`` counts them.
+    """
+
+    def __init__(self, target: tuple[str, int], drop_rate: float, seed: int = 14) -> None:
+        import random
+
+        from gevent.server import StreamServer
+
+        self.target = target
+        self.drop_rate = drop_rate
+        self.random = random.Random(seed)
+        self.dropped = 0
+        self.forwarded = 0
+        self._server = StreamServer(("127.0.0.1", 0), self._serve)
+
+    def start(self) -> LossyProxy:
+        self._server.start()
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self._server.address  # type: ignore[no-any-return]
+
+    def stop(self) -> None:
+        self._server.stop(timeout=1)
+
+    def _serve(self, sock: Any, _address: Any) -> None:
+        conn = h11.Connection(h11.SERVER)
+        upstream = HttpClient(self.target)
+        try:
+            while True:
+                request, body = self._read_request(sock, conn)
+                if request is None:
+                    return
+                headers = [
+                    (k.decode(), v.decode())
+                    for k, v in request.headers
+                    if k not in (b"host", b"content-length", b"connection")
+                ]
+                answer = upstream.request(request.method.decode(), request.target.decode(), body, headers=headers)
+                if body.startswith(b"[0,") and self.random.random() < self.drop_rate:
+                    self.dropped += 1
+                    return  # the answer is lost: the client sees its connection close
+                self.forwarded += 1
+                out = [(k, v) for k, v in answer.headers.items() if k not in ("content-length", "connection")]
+                out.append(("Content-Length", str(len(answer.body))))
+                data = conn.send(h11.Response(status_code=answer.status, headers=out))
+                sock.sendall(data + conn.send(h11.Data(data=answer.body)) + conn.send(h11.EndOfMessage()))
+                conn.start_next_cycle()
+        except (OSError, h11.ProtocolError, gevent.Timeout):
+            return
+        finally:
+            upstream.close()
+            sock.close()
+
+    @staticmethod
+    def _read_request(sock: Any, conn: h11.Connection) -> tuple[Any, bytes]:
+        request, parts = None, []
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(sock.recv(65536))
+            elif isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                parts.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                return request, b"".join(parts)
+            else:
+                return None, b""

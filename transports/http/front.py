@@ -35,6 +35,7 @@ from websockets.http11 import Request
 from rpcengine.codec import Codec
 from transports.http.calls import parse_calls, run_calls
 from transports.http.connection import DEFAULT_MAX_HEADER_SIZE, HttpConnection, HttpError
+from transports.http.poll import DEFAULT_POLL_HOLD, SECRET_HEADER, PollSessions
 from transports.session.server import SessionServer
 
 if TYPE_CHECKING:  # transports.websocket imports this module
@@ -49,6 +50,9 @@ DEFAULT_CALL_TIMEOUT = 30.0
 #: Content types a POST body may be declared as: JSON, and the two that a browser's form and curl send.
 JSON_TYPES = frozenset({"application/json", "text/plain", "application/x-www-form-urlencoded"})
 _PREFLIGHT_MAX_AGE = "600"
+#: The methods this layer answers (GET goes to the WebSocket layer).
+_ALLOWED = ("POST", "OPTIONS")
+_ALLOW = ", ".join(_ALLOWED)
 #: How an HTTP request starts: a method (a token of capitals, as every method in use is) and a space.
 _METHOD = re.compile(rb"[A-Z]{1,20} ")
 
@@ -70,7 +74,7 @@ class HttpFront:
     :class:`~transports.session.server.SessionServer` serving it; ``policy``
     returns the server's current Host and Origin policy. ``call_timeout``
     bounds a one-shot call's wait (and is the wait when the request names
-    none).
+    none). ``poll_hold`` is how long a long-poll is held (:mod:`transports.http.poll`).
     """
 
     #: The class reading each connection (a test may substitute its own).
@@ -85,6 +89,7 @@ class HttpFront:
         max_body_size: int,
         handshake_timeout: float,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        poll_hold: float = DEFAULT_POLL_HOLD,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     ) -> None:
         self.endpoints = endpoints
@@ -96,6 +101,10 @@ class HttpFront:
         self.max_header_size = max_header_size
         #: Twin path -> WebSocket path.
         self.twins = {twin_path(path): path for path in endpoints}
+        #: Long-poll sessions, by WebSocket path.
+        self.polls = {path: PollSessions(endpoint, hold=poll_hold) for path, endpoint in endpoints.items()}
+        #: The largest body of a poll or a send (frames one per line, each within ``max_body_size``).
+        self.max_poll_body = max(max_body_size, next(iter(endpoints.values())).config.max_buffer)
 
     @property
     def policy(self) -> OriginPolicy:
@@ -152,27 +161,42 @@ class HttpFront:
 
     # -- one request ------------------------------------------------------
 
+    def _route(self, path: str) -> tuple[str, str, str]:
+        """Return what ``path`` is (``"calls"``, ``"bootstrap"``, ``"session"``), its WebSocket path, a session id.
+
+        Raises HttpError 404 (405 for a WebSocket path: only GET goes there).
+        """
+        ws_path = self.twins.get(path)
+        if ws_path is not None:
+            return "calls", ws_path, ""
+        twin, _, rest = path.rpartition("/session")
+        if twin in self.twins and rest == "":
+            return "bootstrap", self.twins[twin], ""
+        twin, _, session_id = path.rpartition("/session/")
+        if twin in self.twins and session_id and "/" not in session_id:
+            return "session", self.twins[twin], session_id
+        if path in self.endpoints:
+            raise HttpError(405, "method_not_allowed", "only GET (a WebSocket upgrade) goes here", [("Allow", "GET")])
+        raise HttpError(404, "not_found", f"not found; one-shot call paths served: {', '.join(self.twins)}")
+
     def _read(self, conn: HttpConnection, request: h11.Request) -> bytes:
         """Check a non-GET request and read its body; raise HttpError to refuse it."""
         path = request.target.decode("latin-1").partition("?")[0]
         method = request.method.decode("latin-1")
         headers = _headers(request)
-        if path in self.twins:
-            allowed: tuple[str, ...] = ("POST", "OPTIONS")
-        elif path in self.endpoints:
-            allowed = ("GET",)
-        else:
-            raise HttpError(404, "not_found", f"not found; one-shot call paths served: {', '.join(self.twins)}")
-        if method not in allowed:
-            raise HttpError(405, "method_not_allowed", f"{method} is not allowed here", [("Allow", ", ".join(allowed))])
+        kind, _ws_path, _session_id = self._route(path)
+        if method not in _ALLOWED:
+            raise HttpError(405, "method_not_allowed", f"{method} is not allowed here", [("Allow", _ALLOW)])
         refusal = self.policy.check(headers)
         if refusal is not None:
-            kind = "forbidden" if refusal.status == 403 else "bad_request"
-            raise HttpError(refusal.status.value, kind, refusal.reason)
+            error = "forbidden" if refusal.status == 403 else "bad_request"
+            raise HttpError(refusal.status.value, error, refusal.reason)
         if method == "POST":
             content_type = headers.get("Content-Type", "application/json").partition(";")[0].strip().lower()
             if content_type not in JSON_TYPES:
                 raise HttpError(415, "unsupported_media_type", f"the body must be JSON, not {content_type}")
+        # A poll or send carries frames already bounded one by one, up to a socket buffer's worth.
+        conn.max_body_size = self.max_poll_body if kind == "session" else self.max_body_size
         return conn.read_body()
 
     def _answer(self, conn: HttpConnection, request: h11.Request, body: bytes) -> bool:
@@ -182,28 +206,33 @@ class HttpFront:
         cors = self._cors(request)
         if request.method == b"OPTIONS":
             preflight = [
-                ("Access-Control-Allow-Methods", "POST, OPTIONS"),
-                ("Access-Control-Allow-Headers", "Content-Type"),
+                ("Access-Control-Allow-Methods", _ALLOW),
+                ("Access-Control-Allow-Headers", f"Content-Type, {SECRET_HEADER}"),
                 ("Access-Control-Max-Age", _PREFLIGHT_MAX_AGE),
             ]
-            conn.respond(204, [*cors, *preflight, ("Allow", "POST, OPTIONS")])
+            conn.respond(204, [*cors, *preflight, ("Allow", _ALLOW)])
             return _keeps_alive(conn)
-        timeout = self._timeout(query)
-        messages, batch = parse_calls(self.codec, body)
-        ws_path = self.twins[path]
-        result = run_calls(
-            self.endpoints[ws_path],
-            messages,
-            batch,
-            peer_address=conn.peer_address,
-            request=Request(target, _headers(request)),
-            path=ws_path,
-            timeout=timeout,
-        )
-        headers = [*cors]
+        kind, ws_path, session_id = self._route(path)
+        headers = _headers(request)
+        common: dict[str, Any] = {
+            "peer_address": conn.peer_address,
+            "request": Request(target, headers),
+            "path": ws_path,
+        }
+        if kind == "calls":
+            timeout = self._timeout(query)
+            messages, batch = parse_calls(self.codec, body)
+            result = run_calls(self.endpoints[ws_path], messages, batch, timeout=timeout, **common)
+        elif kind == "bootstrap":
+            result = self.polls[ws_path].bootstrap(body, base=path, **common)
+        else:
+            result = self.polls[ws_path].exchange(session_id, headers.get(SECRET_HEADER), body, **common)
+        answer_headers = [*cors]
         if result.body:
-            headers.append(("Content-Type", "application/json"))
-        conn.respond(result.status, headers, result.body)
+            answer_headers.append(("Content-Type", "application/json"))
+        if result.status == 401:
+            answer_headers.append(("WWW-Authenticate", "Rpcengine"))
+        conn.respond(result.status, answer_headers, result.body)
         log.debug("answered POST %s from %s with %d", path, conn.peer_address, result.status)
         return _keeps_alive(conn)
 

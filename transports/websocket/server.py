@@ -26,6 +26,7 @@ from websockets.typing import Subprotocol
 
 from rpcengine.engine import RpcHandler
 from transports.http.front import DEFAULT_CALL_TIMEOUT, HttpFront
+from transports.http.poll import DEFAULT_POLL_HOLD
 from transports.listener import DEFAULT_BACKLOG, Listener, tune_socket
 from transports.session import Session
 from transports.session.server import DEFAULT_MAX_CONNECTIONS, SessionServer
@@ -128,8 +129,10 @@ class WebSocketServer(Listener):
     Plain HTTP is served on the same port (:mod:`transports.http`): each
     path ``/p`` has an HTTP twin ``/p/rpc`` (``/rpc`` for ``/``) taking
     one-shot calls by ``POST``, whose wait for answers ``?timeout=`` may
-    shorten and ``http_call_timeout`` bounds. Host and Origin are checked
-    as for an upgrade; an allowed page gets CORS headers.
+    shorten and ``http_call_timeout`` bounds, and long-poll sessions at
+    ``/p/rpc/session`` (:mod:`transports.http.poll`), each poll held up to
+    ``poll_hold`` seconds. Host and Origin are checked as for an upgrade;
+    an allowed page gets CORS headers.
 
     The HTTP upgrade (and the TLS handshake) must finish within
     ``handshake_timeout``; the session handshake then gets as long again.
@@ -162,6 +165,7 @@ class WebSocketServer(Listener):
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         backlog: int = DEFAULT_BACKLOG,
         http_call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        poll_hold: float = DEFAULT_POLL_HOLD,
         **options: Any,
     ) -> None:
         routes = dict(handlers) if isinstance(handlers, Mapping) else {"/": handlers}
@@ -204,6 +208,7 @@ class WebSocketServer(Listener):
             max_body_size=self.config.max_message_size,
             handshake_timeout=self.config.handshake_timeout,
             call_timeout=http_call_timeout,
+            poll_hold=poll_hold,
         )
         Listener.__init__(self, address, backlog=backlog)
 
