@@ -101,6 +101,8 @@ class HttpFront:
         self.max_header_size = max_header_size
         #: Twin path -> WebSocket path.
         self.twins = {twin_path(path): path for path in endpoints}
+        #: The greenlets answering a request now (a server that stops lets them finish, briefly).
+        self.answering: set[Any] = set()
         #: Long-poll sessions, by WebSocket path.
         self.polls = {path: PollSessions(endpoint, hold=poll_hold) for path, endpoint in endpoints.items()}
         #: The largest body of a poll or a send (frames one per line, each within ``max_body_size``).
@@ -147,6 +149,8 @@ class HttpFront:
                     return None
                 conn.refuse(error, self.codec, self._cors(conn.request))
                 return None
+            current = gevent.getcurrent()
+            self.answering.add(current)
             try:
                 if not self._answer(conn, request, body):
                     conn.linger()
@@ -158,6 +162,8 @@ class HttpFront:
             except HttpError as error:
                 conn.refuse(error, self.codec, self._cors(request))
                 return None
+            finally:
+                self.answering.discard(current)
 
     # -- one request ------------------------------------------------------
 

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 #: Where the browser client lives on disk, and the URL path it is served at.
 STATIC_DIR = Path(__file__).parent.parent / "static"
 STATIC_PATH = "/rpcengine.js"
+#: How long a stopping server lets HTTP answers (a held poll's Disconnect) reach their sockets.
+_HTTP_STOP_TIMEOUT = 0.5
 
 
 class SessionGroup:
@@ -241,12 +243,19 @@ class WebSocketServer(Listener):
         return self
 
     def stop_serving(self, timeout: float | None) -> None:
-        """Close connections still upgrading; send Disconnect on every path and let handlers finish (yields)."""
+        """Close connections still upgrading; send Disconnect on every path and let handlers finish (yields).
+
+        HTTP requests being answered (one-shot calls, held polls) are let
+        finish with the sessions: a held poll carries the Disconnect.
+        """
         for endpoint in self.endpoints.values():
             endpoint.accepting = False
-        gevent.killall(list(self._upgrading), block=False)
+        answering = self.http.answering
+        gevent.killall([g for g in self._upgrading if g not in answering], block=False)
         stopping = [gevent.spawn(endpoint.stop_sessions, timeout) for endpoint in self.endpoints.values()]
         gevent.joinall(stopping, raise_error=True)
+        gevent.joinall(list(answering), timeout=_HTTP_STOP_TIMEOUT)
+        gevent.killall(list(self._upgrading), block=False)
 
     # -- per connection ---------------------------------------------------
 

@@ -174,3 +174,13 @@ def test_a_thousand_notifications_arrive_once_and_in_order_through_a_lossy_proxy
         client.close()
         proxy.stop()
         server.stop(timeout=1)
+
+
+def test_a_stopping_server_tells_poll_clients_at_once():
+    server = start_ws_server(MethodDispatcher(Service()), poll_hold=20.0)
+    client = connect_poll(f"http://127.0.0.1:{server.address[1]}/rpc")
+    assert client.request("add", [1, 2], timeout=5) == 3
+    session = next(iter(server.sessions))
+    wait_until(lambda: session.link is not None, 5, what="a poll held")
+    server.stop(timeout=1)
+    wait_until(lambda: client.closed, 5, what="the client told by the held poll")
