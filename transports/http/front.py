@@ -162,6 +162,10 @@ class HttpFront:
             except HttpError as error:
                 conn.refuse(error, self.codec, self._cors(request))
                 return None
+            except Exception:  # a bug, or a hook that raised: this request fails, the server goes on
+                log.exception("answering %s %s from %s failed", request.method, request.target, address)
+                conn.refuse(HttpError(500, "internal_error", "internal server error"), self.codec, self._cors(request))
+                return None
             finally:
                 self.answering.discard(current)
 

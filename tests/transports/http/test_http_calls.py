@@ -159,3 +159,18 @@ def test_websocket_and_the_script_still_work_on_the_same_port(server):
     finally:
         client.close()
     assert http(server.address, "GET", "/rpcengine.js").status in (200, 404)
+
+
+def test_a_failing_hook_or_a_bad_handshake_does_not_stop_the_server(server):
+    def broken_connect(session):
+        raise RuntimeError("hook bug")
+
+    server_with_hook = start_ws_server(MethodDispatcher(Calculator()), on_connect=broken_connect)
+    try:
+        answer = http(server_with_hook.address, "POST", "/rpc", b'[2,1,"add",[2,3]]')
+        assert answer.body == b"[3,1,1,5]"  # a hook that raises is logged, as on every transport
+    finally:
+        server_with_hook.stop(timeout=1)
+    bad = http(server.address, "POST", "/rpc/session", b'{"rpcengine": 1, "session": null, "ack": -5}')
+    assert bad.status == 400
+    assert http(server.address, "POST", "/rpc", b'[2,1,"add",[2,3]]').body == b"[3,1,1,5]"
