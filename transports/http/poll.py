@@ -110,11 +110,14 @@ class PollLink(CollectingLink):
 class PollSessions:
     """The long-poll sessions of one endpoint (one WebSocket path's :class:`SessionServer`)."""
 
-    def __init__(self, endpoint: SessionServer, *, hold: float = DEFAULT_POLL_HOLD) -> None:
+    def __init__(
+        self, endpoint: SessionServer, *, hold: float = DEFAULT_POLL_HOLD, config: SessionConfig | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.hold = hold
         self.codec = endpoint.codec
-        self.config = poll_config(endpoint.config, hold)
+        #: The settings of these sessions (the endpoint's, with a heartbeat timeout longer than a held poll).
+        self.config = config or poll_config(endpoint.config, hold)
         #: Open poll sessions by id.
         self.sessions: dict[str, Session] = {}
 
@@ -139,13 +142,9 @@ class PollSessions:
             if not allowed:
                 log.warning("refusing poll session for %s: authentication failed", peer_address)
                 return CallResult(401, codec.encode(error_data("refused", "authentication failed")))
-        link = PollLink(peer_address, request, path, codec)
-        if not endpoint.admit(link):
+        session = self.start(hello, peer_address=peer_address, request=request, path=path)
+        if session is None:
             return CallResult(503, codec.encode(error_data("unavailable", endpoint.refusal_reason)))
-        endpoint.links.add(link)
-        session = endpoint.open_session(link, config=self.config, peer_max_unacked=hello.max_unacked)
-        self.sessions[session.session_id] = session
-        session.on_closed.append(self._forget)
         config = self.config
         answer = server_hello(
             session.session_id,
@@ -157,9 +156,21 @@ class PollSessions:
             session.secret,
         )
         answer["poll"] = {"url": f"{base}/{session.session_id}", "hold": self.hold}
+        return CallResult(200, codec.encode(answer))
+
+    def start(self, hello: Any, *, peer_address: Any, request: Any, path: str) -> Session | None:
+        """Open a session (connect hook run; detached, waiting for its first poll); None if the server is full."""
+        endpoint = self.endpoint
+        link = PollLink(peer_address, request, path, self.codec)
+        if not endpoint.admit(link):
+            return None
+        endpoint.links.add(link)
+        session = endpoint.open_session(link, config=self.config, peer_max_unacked=hello.max_unacked)
+        self.sessions[session.session_id] = session
+        session.on_closed.append(self._forget)
         self._end_poll(link)
         log.info("poll session started for %s", peer_address)
-        return CallResult(200, codec.encode(answer))
+        return session
 
     def exchange(
         self, session_id: str, secret: str | None, body: bytes, *, peer_address: Any, request: Any, path: str
@@ -180,25 +191,40 @@ class PollSessions:
         frames = split_frames(body)
         ack = _leading_ack(codec, frames)
         if ack is None:
-            for frame in frames:
-                session.frame_received(frame)
-            if session.peer_disconnecting and session.link is not None:
-                session.link.close("the peer disconnected")  # end the held poll: the session is over
+            self.send(session, frames)
             return CallResult(200, frame_array([heartbeat_frame(codec, session.last_received)]))
-        link = PollLink(peer_address, request, path, codec)
+        payloads = self.poll(session, ack, frames[1:], peer_address=peer_address, request=request, path=path)
+        if not session.closed:
+            payloads.append(heartbeat_frame(codec, session.last_received))
+        return CallResult(200, frame_array(payloads))
+
+    def send(self, session: Session, frames: list[bytes]) -> None:
+        """Hand ``frames`` to ``session`` without attaching (a send, not a poll); may block (yield) for backpressure."""
+        for frame in frames:
+            session.frame_received(frame)
+        if session.peer_disconnecting and session.link is not None:
+            session.link.close("the peer disconnected")  # end the held poll: the session is over
+
+    def poll(
+        self, session: Session, ack: int, frames: list[bytes], *, peer_address: Any, request: Any, path: str
+    ) -> list[bytes]:
+        """Attach a poll acknowledging ``ack``, hand it ``frames``, hold it; return what it carries back.
+
+        Blocks (yielding) until the session has something to send, a newer
+        poll replaces this one, or ``hold`` seconds passed.
+        """
+        link = PollLink(peer_address, request, path, self.codec)
         link.owner = session
         endpoint = self.endpoint
         endpoint.detached.pop(session, None)
         endpoint.links.add(link)
         session.attach(link, ack)  # resends what the client has not acknowledged; an older poll returns
-        for frame in frames[1:]:
+        for frame in frames:
             link.received(frame)
         link.wait_for_answer(self.hold)
         payloads = link.take()
         self._end_poll(link)
-        if not session.closed:
-            payloads.append(heartbeat_frame(codec, session.last_received))
-        return CallResult(200, frame_array(payloads))
+        return payloads
 
     def _forget(self, session: Session) -> None:
         """Close callback: the session ended; later POSTs to it get 404."""
