@@ -2,7 +2,7 @@
 # Set up everything the project needs on a fresh machine: a virtualenv with
 # the package and its extras. With --test, also what the full test suite
 # needs beyond Python packages (Chromium for the browser test, the Autobahn
-# TestSuite in a Python 2 virtualenv). Idempotent; every step is bounded.
+# TestSuite in a Python 2 virtualenv, mushroom's JavaScript client). Idempotent; every step is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,5 +17,6 @@ timeout 900 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.
 if [ "${1:-}" = "--test" ]; then
   bash .ci/install-chromium.sh
   bash .ci/install-autobahn.sh
+  bash .ci/fetch-mushroom.sh
 fi
 echo "setup: done"

@@ -35,6 +35,7 @@ from websockets.http11 import Request
 from rpcengine.codec import Codec
 from transports.http.calls import parse_calls, run_calls
 from transports.http.connection import DEFAULT_MAX_HEADER_SIZE, HttpConnection, HttpError
+from transports.http.mushroom import MushroomSessions
 from transports.http.poll import DEFAULT_POLL_HOLD, SECRET_HEADER, PollSessions
 from transports.session.server import SessionServer
 
@@ -75,6 +76,8 @@ class HttpFront:
     returns the server's current Host and Origin policy. ``call_timeout``
     bounds a one-shot call's wait (and is the wait when the request names
     none). ``poll_hold`` is how long a long-poll is held (:mod:`transports.http.poll`).
+    ``mushroom`` mounts mushroom's bootstrap at that base path
+    (:mod:`transports.http.mushroom`); ``secure``: the server is ``wss://``.
     """
 
     #: The class reading each connection (a test may substitute its own).
@@ -90,6 +93,8 @@ class HttpFront:
         handshake_timeout: float,
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         poll_hold: float = DEFAULT_POLL_HOLD,
+        mushroom: str | None = None,
+        secure: bool = False,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
     ) -> None:
         self.endpoints = endpoints
@@ -105,6 +110,11 @@ class HttpFront:
         self.answering: set[Any] = set()
         #: Long-poll sessions, by WebSocket path.
         self.polls = {path: PollSessions(endpoint, hold=poll_hold) for path, endpoint in endpoints.items()}
+        #: mushroom's bootstrap and poll transport at the ``mushroom`` base path (for the first WebSocket path).
+        self.mushroom: MushroomSessions | None = None
+        if mushroom is not None:
+            first = next(iter(endpoints.values()))
+            self.mushroom = MushroomSessions(first, mushroom, hold=poll_hold, secure=secure)
         #: The largest body of a poll or a send (frames one per line, each within ``max_body_size``).
         self.max_poll_body = max(max_body_size, next(iter(endpoints.values())).config.max_buffer)
 
@@ -130,7 +140,7 @@ class HttpFront:
                     if request is None:
                         conn.close()
                         return None
-                    if request.method == b"GET":
+                    if request.method == b"GET" and not self._mushroom_bootstrap(request):
                         return bytes(conn.raw)
                     body = self._read(conn, request)
             except gevent.Timeout as exc:
@@ -171,11 +181,28 @@ class HttpFront:
 
     # -- one request ------------------------------------------------------
 
+    def _mushroom_bootstrap(self, request: h11.Request) -> bool:
+        """Whether ``request`` is for mushroom's bootstrap path."""
+        path = request.target.decode("latin-1").partition("?")[0]
+        return self.mushroom is not None and self.mushroom.route(path) == "bootstrap"
+
+    def mushroom_session(self, path: str) -> tuple[SessionServer, Any] | None:
+        """Return the endpoint and the mushroom session a WebSocket upgrade at ``path`` attaches to, if any."""
+        mushroom = self.mushroom
+        if mushroom is None:
+            return None
+        session_id = mushroom.route(path)
+        session = mushroom.session(session_id) if session_id not in (None, "bootstrap") else None
+        return (mushroom.polls.endpoint, session) if session is not None else None
+
     def _route(self, path: str) -> tuple[str, str, str]:
-        """Return what ``path`` is (``"calls"``, ``"bootstrap"``, ``"session"``), its WebSocket path, a session id.
+        """Return what ``path`` is (``calls``, ``bootstrap``, ``session``, ``mushroom``), its WebSocket path, an id.
 
         Raises HttpError 404 (405 for a WebSocket path: only GET goes there).
         """
+        mushroom = self.mushroom.route(path) if self.mushroom is not None else None
+        if mushroom is not None:
+            return "mushroom", next(iter(self.endpoints)), mushroom
         ws_path = self.twins.get(path)
         if ws_path is not None:
             return "calls", ws_path, ""
@@ -201,7 +228,7 @@ class HttpFront:
         if refusal is not None:
             error = "forbidden" if refusal.status == 403 else "bad_request"
             raise HttpError(refusal.status.value, error, refusal.reason)
-        if method == "POST":
+        if method == "POST" and kind != "mushroom":  # mushroom's client sends JSON as text/plain, or as nothing
             content_type = headers.get("Content-Type", "application/json").partition(";")[0].strip().lower()
             if content_type not in JSON_TYPES:
                 raise HttpError(415, "unsupported_media_type", f"the body must be JSON, not {content_type}")
@@ -229,7 +256,17 @@ class HttpFront:
             "request": Request(target, headers),
             "path": ws_path,
         }
-        if kind == "calls":
+        content_type = "application/json"
+        if kind == "mushroom":
+            assert self.mushroom is not None
+            if session_id == "bootstrap":
+                host = headers.get("Host", "")
+                result = self.mushroom.bootstrap(body, host=host, **common)
+            else:
+                result = self.mushroom.exchange(session_id, body, **common)
+            if result.status != 200:
+                content_type = "text/plain; charset=utf-8"
+        elif kind == "calls":
             timeout = self._timeout(query)
             messages, batch = parse_calls(self.codec, body)
             result = run_calls(self.endpoints[ws_path], messages, batch, timeout=timeout, **common)
@@ -239,9 +276,9 @@ class HttpFront:
             result = self.polls[ws_path].exchange(session_id, headers.get(SECRET_HEADER), body, **common)
         answer_headers = [*cors]
         if result.body:
-            answer_headers.append(("Content-Type", "application/json"))
+            answer_headers.append(("Content-Type", content_type))
         if result.status == 401:
-            answer_headers.append(("WWW-Authenticate", "Rpcengine"))
+            answer_headers.append(("WWW-Authenticate", "Mushroom" if kind == "mushroom" else "Rpcengine"))
         conn.respond(result.status, answer_headers, result.body)
         log.debug("answered POST %s from %s with %d", path, conn.peer_address, result.status)
         return _keeps_alive(conn)

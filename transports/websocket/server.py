@@ -26,6 +26,7 @@ from websockets.typing import Subprotocol
 
 from rpcengine.engine import RpcHandler
 from transports.http.front import DEFAULT_CALL_TIMEOUT, HttpFront
+from transports.http.mushroom import serve_attached
 from transports.http.poll import DEFAULT_POLL_HOLD
 from transports.listener import DEFAULT_BACKLOG, Listener, tune_socket
 from transports.session import Session
@@ -134,7 +135,9 @@ class WebSocketServer(Listener):
     shorten and ``http_call_timeout`` bounds, and long-poll sessions at
     ``/p/rpc/session`` (:mod:`transports.http.poll`), each poll held up to
     ``poll_hold`` seconds. Host and Origin are checked as for an upgrade;
-    an allowed page gets CORS headers.
+    an allowed page gets CORS headers. ``mushroom="/PATH"`` serves mushroom
+    clients unchanged (:mod:`transports.http.mushroom`) with the handler of
+    the first path.
 
     The HTTP upgrade (and the TLS handshake) must finish within
     ``handshake_timeout``; the session handshake then gets as long again.
@@ -168,6 +171,7 @@ class WebSocketServer(Listener):
         backlog: int = DEFAULT_BACKLOG,
         http_call_timeout: float = DEFAULT_CALL_TIMEOUT,
         poll_hold: float = DEFAULT_POLL_HOLD,
+        mushroom: str | None = None,
         **options: Any,
     ) -> None:
         routes = dict(handlers) if isinstance(handlers, Mapping) else {"/": handlers}
@@ -211,6 +215,8 @@ class WebSocketServer(Listener):
             handshake_timeout=self.config.handshake_timeout,
             call_timeout=http_call_timeout,
             poll_hold=poll_hold,
+            mushroom=mushroom,
+            secure=ssl_context is not None,
         )
         Listener.__init__(self, address, backlog=backlog)
 
@@ -282,6 +288,9 @@ class WebSocketServer(Listener):
 
     def serve_upgraded(self, endpoint: SessionServer, link: WebSocketLink) -> None:
         """Serve an upgraded connection: its session, then the read loop (blocks, yielding)."""
+        if link.owner is not None:  # a mushroom client's WebSocket, for the session its bootstrap made
+            serve_attached(endpoint, link)
+            return
         endpoint.serve_link(link, link.run)
 
     def _upgrade(self, sock: Any, address: Any) -> tuple[SessionServer, WebSocketLink] | None:
@@ -332,6 +341,9 @@ class WebSocketServer(Listener):
             return None
         path = request.path.partition("?")[0]
         endpoint = self.endpoints.get(path)
+        attached = self.http.mushroom_session(path) if endpoint is None else None
+        if attached is not None:
+            endpoint = attached[0]
         link = None
         if self.serve_static and path == STATIC_PATH and not wants_upgrade(request):
             response = static_response(request, STATIC_DIR, STATIC_PATH)
@@ -354,6 +366,8 @@ class WebSocketServer(Listener):
                     max_fragments=self.max_fragments,
                 )
                 link.request, link.path = request, path
+                if attached is not None:
+                    link.owner = attached[1]
                 if not endpoint.admit(link):
                     response = protocol.reject(HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections\n")
                     link = None
