@@ -84,15 +84,8 @@ class MushroomSessions:
         if type(value) is not dict or type(value.get("transports")) is not list:
             raise HttpError(400, "invalid_handshake", 'a mushroom bootstrap is {"transports": [...], "auth": ...}')
         hello = ClientHello(PROTOCOL_VERSION, None, 0, {"auth": value.get("auth"), "mushroom": True}, max_unacked=1)
-        if endpoint.authenticate is not None:
-            try:
-                allowed = endpoint.authenticate(hello, peer_address)
-            except Exception:
-                log.exception("authenticate hook raised")
-                allowed = False
-            if not allowed:
-                log.warning("refusing mushroom client %s: authentication failed", peer_address)
-                return CallResult(401, b"Authentication failed")
+        if not self.polls.authenticated(hello, peer_address):
+            return CallResult(401, b"Authentication failed")
         chosen = next((name for name in value["transports"] if name in MUSHROOM_TRANSPORTS), None)
         if chosen is None:
             return CallResult(501, b"No suitable transport found")

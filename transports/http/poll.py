@@ -133,15 +133,8 @@ class PollSessions:
             hello = parse_client_hello(codec.decode(body))
         except ProtocolError as exc:
             raise HttpError(400, "invalid_handshake", str(exc)) from None
-        if endpoint.authenticate is not None:
-            try:
-                allowed = endpoint.authenticate(hello, peer_address)
-            except Exception:
-                log.exception("authenticate hook raised")
-                allowed = False
-            if not allowed:
-                log.warning("refusing poll session for %s: authentication failed", peer_address)
-                return CallResult(401, codec.encode(error_data("refused", "authentication failed")))
+        if not self.authenticated(hello, peer_address):
+            return CallResult(401, codec.encode(error_data("refused", "authentication failed")))
         session = self.start(hello, peer_address=peer_address, request=request, path=path)
         if session is None:
             return CallResult(503, codec.encode(error_data("unavailable", endpoint.refusal_reason)))
@@ -157,6 +150,20 @@ class PollSessions:
         )
         answer["poll"] = {"url": f"{base}/{session.session_id}", "hold": self.hold}
         return CallResult(200, codec.encode(answer))
+
+    def authenticated(self, hello: Any, peer_address: Any) -> bool:
+        """Run the endpoint's ``authenticate`` hook (a hook that raises refuses); log a refusal."""
+        authenticate = self.endpoint.authenticate
+        if authenticate is None:
+            return True
+        try:
+            allowed = bool(authenticate(hello, peer_address))
+        except Exception:
+            log.exception("authenticate hook raised")
+            allowed = False
+        if not allowed:
+            log.warning("refusing a poll session for %s: authentication failed", peer_address)
+        return allowed
 
     def start(self, hello: Any, *, peer_address: Any, request: Any, path: str) -> Session | None:
         """Open a session (connect hook run; detached, waiting for its first poll); None if the server is full."""
