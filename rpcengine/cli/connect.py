@@ -223,7 +223,7 @@ def open_listeners(
 
 
 #: Server options that only WebSocket listeners take.
-WEBSOCKET_ONLY_OPTIONS = frozenset({"origins", "hosts"})
+WEBSOCKET_ONLY_OPTIONS = frozenset({"origins", "hosts", "mushroom"})
 
 
 def _make_server(group: list[Endpoint], rpc_handler: RpcHandler, context: Any, options: dict[str, Any]) -> Any:

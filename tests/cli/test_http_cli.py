@@ -38,3 +38,20 @@ def test_a_remote_error_over_http_exits_1(http_url: str) -> None:
 def test_http_is_not_a_listener() -> None:
     result = run_cli("serve", SERVICE, "http://127.0.0.1:0/rpc")
     assert_one_line_error(result, 2, "ws://")
+
+
+def test_serve_mushroom_answers_mushroom_bootstraps_and_error_strings() -> None:
+    import urllib.request
+
+    served = Served(SERVICE, "ws://127.0.0.1:0/", "--mushroom", "/mushroom")
+    try:
+        ws_url = served.wait_for(1)[0]
+        base = ws_url.replace("ws://", "http://").rstrip("/")
+        bootstrap = json.dumps({"transports": ["poll"], "auth": None}).encode()
+        with urllib.request.urlopen(urllib.request.Request(base + "/mushroom/", data=bootstrap), timeout=10) as answer:
+            hello = json.loads(answer.read())
+        assert hello["transport"] == "poll" and hello["url"].startswith(base + "/mushroom/")
+        result = run_cli("call", base + "/rpc", "nowhere")
+        assert result.returncode == 1 and "rpc_nowhere" in result.stderr
+    finally:
+        assert served.stop() == 0
