@@ -39,7 +39,7 @@ from transports.session.config import SessionConfig
 from transports.session.driver import Session
 from transports.session.handshake import client_hello, parse_server_hello
 
-__all__ = ["HttpClientConnection", "PollClientLink", "connect_poll"]
+__all__ = ["HttpClientConnection", "PollClientLink", "client_session", "connect_poll", "run_session"]
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +230,7 @@ class PollClientLink(SocketLink):
         """Keep a poll held at the server; hand every message of each answer to the session."""
         codec = self.codec
         while not self.closed:
-            body = heartbeat_frame(codec, self.last_received())
-            answer = self._post(self._polls, body, self.hold + self.retry_for)
+            answer = self._post(self._polls, self.poll_body(), self.hold + self.retry_for)
             if answer is None:
                 return
             try:
@@ -243,6 +242,14 @@ class PollClientLink(SocketLink):
                 if self.closed or not self.reading:
                     return
                 self.received(codec.encode(message))
+
+    def poll_body(self) -> bytes:
+        """Return the body of a poll: ``[0, last received]``, one frame on its line."""
+        return heartbeat_frame(self.codec, self.last_received())
+
+    def send_body(self, batch: list[bytes]) -> bytes:
+        """Return the body that sends ``batch``: one frame per line."""
+        return b"\n".join(batch) + b"\n"
 
     def _send_loop(self) -> None:
         """Post what the session writes, one batch at a time, in order."""
@@ -256,7 +263,7 @@ class PollClientLink(SocketLink):
         if not self._pending:
             return
         batch, self._pending = self._pending, []
-        self._post(self._sends, b"\n".join(batch) + b"\n", self.hold + self.retry_for)
+        self._post(self._sends, self.send_body(batch), self.hold + self.retry_for)
 
     def _gone(self, reason: str) -> None:
         """The session cannot go on: tell whoever listens, and close."""
@@ -291,7 +298,7 @@ class PollClientLink(SocketLink):
         """Post the payloads queued before the close (one try, bounded), then drop the connections."""
         batch, self._pending = self._pending, []
         try:
-            self._sends.post(self.session_path, b"\n".join(batch) + b"\n", FINAL_WRITE_TIMEOUT, self._headers)
+            self._sends.post(self.session_path, self.send_body(batch), FINAL_WRITE_TIMEOUT, self._headers)
         except OSError as exc:
             log.debug("last words to %s not sent: %s", self.session_path, exc)
         self._polls.close()
@@ -338,18 +345,9 @@ def connect_poll(
         raise HandshakeError("the server's answer names no poll URL and hold")
     hold = float(poll["hold"])
     config = poll_config(config, hold)
-    session = Session(config, session_id=server.session, resumable=True, handshaken=True)
-    session.peer_address = address
-    session.peer_outbox_bound(server.max_unacked)
+    session, engine = client_session(config, server.session, address, rpc_handler, server.max_unacked)
     if server.heartbeat is not None and config.heartbeat_interval is not None:
         session.heartbeat_interval = min(config.heartbeat_interval, server.heartbeat)
-    engine = Engine(
-        session,
-        rpc_handler or refuse_calls,
-        default_timeout=config.default_timeout,
-        max_pending=config.max_pending,
-        max_concurrency=config.max_concurrency,
-    )
     link = PollClientLink(
         address,
         host_header,
@@ -360,9 +358,33 @@ def connect_poll(
         last_received=lambda: session.last_received,
         retry_for=config.resume_grace or 0.0,
     )
+    run_session(session, link)
+    return engine
+
+
+def client_session(
+    config: SessionConfig, session_id: str, address: Any, rpc_handler: RpcHandler | None, peer_max_unacked: int | None
+) -> tuple[Session, Engine]:
+    """Return a resumable client session (acknowledging for a peer keeping ``peer_max_unacked``) and its Engine."""
+    session = Session(config, session_id=session_id, resumable=True, handshaken=True)
+    session.peer_address = address
+    session.peer_outbox_bound(peer_max_unacked)
+    engine = Engine(
+        session,
+        rpc_handler or refuse_calls,
+        default_timeout=config.default_timeout,
+        max_pending=config.max_pending,
+        max_concurrency=config.max_concurrency,
+    )
+    return session, engine
+
+
+def run_session(session: Session, link: SocketLink) -> None:
+    """Attach ``link`` to ``session`` for good and start it reading; its end is the session's end.
+
+    (These links resend what failed themselves: a lost link is not a wait for a resume.)
+    """
     link.owner = session
-    # The link resends what failed itself: a lost link is the end of the session, not a wait for a resume.
-    session.on_detached = lambda detached, _link: detached.close(_link.close_reason or "the poll session ended")
+    session.on_detached = lambda detached, lost: detached.close(lost.close_reason or "the connection ended")
     session.attach(link)
     link.start_reading()
-    return engine
