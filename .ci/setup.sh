@@ -2,7 +2,8 @@
 # Set up everything the project needs on a fresh machine: a virtualenv with
 # the package and its extras. With --test, also what the full test suite
 # needs beyond Python packages (Chromium for the browser test, the Autobahn
-# TestSuite in a Python 2 virtualenv). Idempotent; every step is bounded.
+# TestSuite in a Python 2 virtualenv, mushroom 0.9.17's JavaScript client and
+# server for the compatibility tests). Idempotent; every step is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,5 +18,10 @@ timeout 900 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.
 if [ "${1:-}" = "--test" ]; then
   bash .ci/install-chromium.sh
   bash .ci/install-autobahn.sh
+  bash .ci/fetch-mushroom.sh
+  # A real mushroom server for the compatibility tests (its own dependencies: gevent-websocket, six).
+  echo "setup: installing mushroom 0.9.17 (compatibility tests)"
+  timeout 600 .venv/bin/python -m pip install -q --disable-pip-version-check \
+      'mushroom==0.9.17' 'gevent-websocket==0.10.1' 'six>=1.16'
 fi
 echo "setup: done"

@@ -7,7 +7,7 @@
   handler's signature and annotations (:mod:`dispatchers.params`);
 * :func:`dummy_rpc_handler` refuses every call (for publishers);
 * :func:`with_middleware`, :class:`SlowCallLogger` and :class:`CallStatistics`
-  wrap any of them.
+  wrap any of them; :class:`MushroomErrors` answers with mushroom's error strings.
 """
 
 # Marks this package as rpcengine's own (see rpcengine.packages); set before the imports below, which check it.
@@ -15,7 +15,7 @@ __rpcengine_package__ = True
 
 from dispatchers.introspection import DESCRIBE_METHOD
 from dispatchers.method import MethodDispatcher, dummy_rpc_handler
-from dispatchers.middleware import CallStatistics, MethodStats, SlowCallLogger, with_middleware
+from dispatchers.middleware import CallStatistics, MethodStats, MushroomErrors, SlowCallLogger, with_middleware
 from dispatchers.params import ParamsHandler, takes_params
 from dispatchers.registry import Registry
 
@@ -24,6 +24,7 @@ __all__ = [
     "CallStatistics",
     "MethodDispatcher",
     "MethodStats",
+    "MushroomErrors",
     "ParamsHandler",
     "Registry",
     "SlowCallLogger",

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from rpcengine.engine import RpcHandler
-from rpcengine.errors import MethodNotFound
+from rpcengine.errors import MethodNotFound, RequestException
 from rpcengine.messages import Notification, Request
 
-__all__ = ["CallStatistics", "MethodStats", "Middleware", "SlowCallLogger", "with_middleware"]
+__all__ = ["CallStatistics", "MethodStats", "Middleware", "MushroomErrors", "SlowCallLogger", "with_middleware"]
 
 #: ``middleware(request, call_next) -> result``
 Middleware: TypeAlias = Callable[[Request | Notification, RpcHandler], Any]
@@ -140,3 +140,31 @@ class CallStatistics:
             }
             for name, s in sorted(self.methods.items())
         }
+
+
+class MushroomErrors:
+    """Answer failed calls with mushroom's error strings, for client code that compares them.
+
+    An unknown method gets the Error data ``"rpc_<method>"`` (mushroom
+    names the missing ``rpc_`` method), a handler that raises anything but
+    :class:`~rpcengine.errors.RequestException` gets
+    ``"Internal server error"`` (logged with its traceback). A
+    RequestException's own data goes through unchanged. Use it as
+    ``with_middleware(handler, MushroomErrors())``; it does not block.
+    """
+
+    def __call__(self, request: Request | Notification, call_next: RpcHandler) -> Any:
+        """Return ``call_next(request)``; raise RequestException with mushroom's string if it fails."""
+        try:
+            return call_next(request)
+        except MethodNotFound:
+            if type(request) is Notification:
+                raise
+            raise RequestException(f"rpc_{request.method}") from None
+        except RequestException:
+            raise
+        except Exception:
+            if type(request) is Notification:
+                raise
+            logging.getLogger(__name__).exception("%s failed", request.method)
+            raise RequestException("Internal server error") from None

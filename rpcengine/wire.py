@@ -11,7 +11,9 @@ message on WebSocket).
 * :func:`heartbeat_frame` (``[0, last_message_id]``) and
   :func:`disconnect_frame` (``[-1]``);
 * :func:`notification_tail` and :func:`notification_frame`: a broadcast's
-  method and data encoded once, then spliced behind each session's own id.
+  method and data encoded once, then spliced behind each session's own id;
+* :func:`frame_array`: encoded frames joined into one JSON array (an HTTP
+  batch answer, a poll answer).
 
 Nothing here does I/O or yields.
 """
@@ -28,6 +30,7 @@ __all__ = [
     "bad_frame_reply",
     "disconnect_frame",
     "error_data",
+    "frame_array",
     "has_request_id",
     "heartbeat_frame",
     "notification_frame",
@@ -102,3 +105,8 @@ def notification_tail(codec: Codec, method: str, data: Any) -> bytes:
 def notification_frame(message_id: int, tail: bytes) -> bytes:
     """Return the encoded ``[1, message_id, method, data]`` from a tail made by :func:`notification_tail`."""
     return b"[%d,%d,%s" % (Notification.code, message_id, tail)
+
+
+def frame_array(frames: list[bytes]) -> bytes:
+    """Return encoded ``frames`` (each one JSON document) as one encoded JSON array of them."""
+    return b"[" + b",".join(frames) + b"]"

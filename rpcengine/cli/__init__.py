@@ -199,6 +199,11 @@ def _add_serve(subparsers: Any) -> None:
         help="a Host name ws:// listeners answer to besides their address (repeat; against DNS rebinding)",
     )
     parser.add_argument(
+        "--mushroom",
+        metavar="PATH",
+        help="serve mushroom clients unchanged on ws:// listeners: their bootstrap at PATH, mushroom's error strings",
+    )
+    parser.add_argument(
         "--stop-timeout", type=_non_negative_float, default=5.0, help="seconds to let calls finish on stop (5)"
     )
     _common(parser)

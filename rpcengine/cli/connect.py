@@ -1,8 +1,9 @@
 """Open clients and listeners for the command line, by URL scheme.
 
 ``tcp://`` and ``tls://`` use :mod:`transports.tcp`; ``ws://`` and ``wss://``
-use :mod:`transports.websocket`, imported only when such a URL is given, so
-the TCP commands work without it. Every failure to reach a server becomes a
+use :mod:`transports.websocket`, and ``http://`` a long-poll session
+(:mod:`transports.http.client`), imported only when such a URL is given, so
+the TCP commands work without them. Every failure to reach a server becomes a
 :class:`~rpcengine.cli.errors.CliError` with exit code 4.
 """
 
@@ -103,7 +104,10 @@ def connect(
     """
     if endpoint.tls and ssl_context is None:
         ssl_context = client_ssl_context()
-    opener = _websocket_opener(endpoint) if endpoint.websocket else _tcp_opener(endpoint)
+    if endpoint.http:
+        opener = _poll_opener(endpoint)
+    else:
+        opener = _websocket_opener(endpoint) if endpoint.websocket else _tcp_opener(endpoint)
     log.debug("connecting to %s (timeout %g s)", endpoint.url, timeout)
     # The transports' own deadlines come later, so that a silent server is told apart from a refusal.
     inner = timeout + _INNER_GRACE
@@ -167,6 +171,17 @@ def _websocket_opener(endpoint: Endpoint) -> Opener:
     return open_websocket
 
 
+def _poll_opener(endpoint: Endpoint) -> Opener:
+    """Return a function that starts a long-poll session at an http:// endpoint."""
+    load_websocket()  # the HTTP client comes with the WebSocket transport's extra (h11)
+    from transports.http.client import connect_poll
+
+    def open_poll(rpc_handler: RpcHandler | None, *, timeout: float, ssl_context: Any, **options: Any) -> Engine:
+        return connect_poll(endpoint.url, rpc_handler, connect_timeout=timeout, **options)
+
+    return open_poll
+
+
 def open_listeners(
     endpoints: Sequence[Endpoint],
     rpc_handler: RpcHandler,
@@ -208,7 +223,7 @@ def open_listeners(
 
 
 #: Server options that only WebSocket listeners take.
-WEBSOCKET_ONLY_OPTIONS = frozenset({"origins", "hosts"})
+WEBSOCKET_ONLY_OPTIONS = frozenset({"origins", "hosts", "mushroom"})
 
 
 def _make_server(group: list[Endpoint], rpc_handler: RpcHandler, context: Any, options: dict[str, Any]) -> Any:

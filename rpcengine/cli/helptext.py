@@ -64,7 +64,8 @@ EPILOGS = {
         "  rpcengine methods tcp://127.0.0.1:7000\n"
         "  rpcengine demo --keep-running 300\n"
         "\n"
-        "URLs: tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH\n"
+        "URLs: tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH,\n"
+        "      http://HOST:PORT/PATH/rpc (a client only: long-poll to a ws:// listener, which answers HTTP too)\n"
         f"{_EXIT_CODES}\n"
         "Run 'rpcengine COMMAND --help' for a command's options and examples."
     ),
@@ -89,6 +90,7 @@ EPILOGS = {
         '  rpcengine call tcp://127.0.0.1:7000 say \'{"name": "me", "text": "hi"}\'\n'
         "  echo 0.5 | rpcengine call tcp://127.0.0.1:7000 sleep -\n"
         "  rpcengine call ws://127.0.0.1:8000/rpc sleep 3 --timeout 0.5 --trace\n"
+        "  rpcengine call http://127.0.0.1:8000/rpc add 5         (over HTTP, to ws://127.0.0.1:8000/)\n"
         "\n"
         "The result is printed on stdout; an Error answer's data on stderr as one line of JSON\n"
         "(with a 'hint:' line after it when a bare ARG may have been read as the wrong type).\n"

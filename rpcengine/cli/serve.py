@@ -25,7 +25,7 @@ import argparse
 import logging
 from typing import Any
 
-from dispatchers.middleware import with_middleware
+from dispatchers.middleware import MushroomErrors, with_middleware
 from rpcengine.cli.connect import open_listeners, server_ssl_context
 from rpcengine.cli.errors import CliError, ExitCode
 from rpcengine.cli.handlers import Served, load_object, rpc_handler_for, serve_functions
@@ -56,6 +56,8 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         options["origins"] = "*" if "*" in origins else [*origins, None]
     if getattr(args, "hosts", None):
         options["hosts"] = list(args.hosts)
+    if getattr(args, "mushroom", None):
+        options["mushroom"] = args.mushroom
     return options
 
 
@@ -80,6 +82,8 @@ def serve(args: argparse.Namespace) -> int:
     if served.names is not None and not served.names:
         log.warning("%s serves no methods", args.target)
     hooks, middleware = server_watchers(Tracer() if args.trace else None)
+    if getattr(args, "mushroom", None):
+        middleware = [*middleware, MushroomErrors()]  # client code may compare mushroom's error strings
     handler = with_middleware(served.handler, *middleware) if middleware else served.handler
     stop = stop_requested()
     started = open_listeners(endpoints, handler, ssl_context=context, **hooks, **server_options(args))

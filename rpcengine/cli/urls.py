@@ -1,4 +1,4 @@
-"""Listener and server URLs of the command line: ``tcp://``, ``tls://``, ``ws://``, ``wss://``.
+"""Listener and server URLs of the command line: ``tcp://``, ``tls://``, ``ws://``, ``wss://``, ``http://``.
 
 >>> parse_url("tcp://127.0.0.1:7000")
 Endpoint(scheme='tcp', host='127.0.0.1', port=7000, path='')
@@ -7,7 +7,9 @@ Endpoint(scheme='tcp', host='127.0.0.1', port=7000, path='')
 >>> parse_url("tcp://127.0.0.1:0", listening=True).port
 0
 
-A TCP URL has no path; a WebSocket URL's path defaults to ``/``. Port 0
+A TCP URL has no path; a WebSocket URL's path defaults to ``/``; an
+``http://`` URL (a client only: a long-poll session to a WebSocket
+server's HTTP twin, as ``http://127.0.0.1:8765/rpc``) defaults to ``/rpc``. Port 0
 (pick a free port) is allowed only for listeners. Anything else raises
 :class:`~rpcengine.cli.errors.CliError` with exit code 2.
 """
@@ -22,7 +24,7 @@ from rpcengine.cli.errors import CliError, ExitCode
 __all__ = ["SCHEMES", "Endpoint", "format_url", "parse_url"]
 
 #: Supported schemes, and whether each uses TLS.
-SCHEMES = {"tcp": False, "tls": True, "ws": False, "wss": True}
+SCHEMES = {"tcp": False, "tls": True, "ws": False, "wss": True, "http": False}
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class Endpoint:
     def websocket(self) -> bool:
         """Whether the scheme is a WebSocket one (``ws://`` or ``wss://``)."""
         return self.scheme in ("ws", "wss")
+
+    @property
+    def http(self) -> bool:
+        """Whether the scheme is ``http://`` (a long-poll session on a WebSocket server's port)."""
+        return self.scheme == "http"
 
     @property
     def url(self) -> str:
@@ -82,6 +89,12 @@ def parse_url(text: str, *, listening: bool = False) -> Endpoint:
     if parts.query or parts.fragment or parts.username or parts.password:
         raise CliError(f"bad URL {text!r}: no user, query or fragment allowed", ExitCode.USAGE)
     path = parts.path
+    if scheme == "http" and listening:
+        raise CliError(
+            f"bad URL {text!r}: listen on a ws:// URL, which answers HTTP too (POST /rpc, long-poll)", ExitCode.USAGE
+        )
+    if scheme == "http" and path in ("", "/"):
+        path = "/rpc"
     if scheme in ("tcp", "tls"):
         if path not in ("", "/"):
             raise CliError(f"bad URL {text!r}: a {scheme}:// URL has no path", ExitCode.USAGE)

@@ -144,7 +144,7 @@ def test_listen_for_a_duration_exits_0(url: str) -> None:
 @pytest.mark.parametrize(
     "bad_url",
     [
-        "http://127.0.0.1:7000",
+        "udp://127.0.0.1:7000",
         "tcp://127.0.0.1",
         "tcp://:7000",
         "tcp://127.0.0.1:99999",

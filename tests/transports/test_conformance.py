@@ -1,7 +1,7 @@
 """The transport conformance suite (tests/helpers/conformance.py) on every transport.
 
-Five transports, the same checks: the loopback pair, TCP with and without
-the session handshake, WebSocket with and without it. Servers take a
+Six transports, the same checks: the loopback pair, TCP with and without
+the session handshake, WebSocket with and without it, HTTP long-poll. Servers take a
 :class:`~helpers.conformance.FakeClock`, so liveness is tested on injected
 time.
 """
@@ -19,6 +19,7 @@ from dispatchers import MethodDispatcher
 from rpcengine import Engine
 from rpcengine.codec import default_codec
 from transports import tcp, websocket
+from transports.http.client import connect_poll
 from transports.memory import pair as memory_pair
 
 pytestmark = pytest.mark.timeout(60)
@@ -93,6 +94,22 @@ def websocket_pair(handshake: bool) -> Callable[..., TransportPair]:
     return make
 
 
+def poll_pair(**options: Any) -> TransportPair:
+    """A long-poll session on a WebSocket server's port (polls held 3 s of real time)."""
+    service, clock = Service(), FakeClock()
+    server = websocket.WebSocketServer(
+        (LOOPBACK, 0), MethodDispatcher(service), clock=clock, poll_hold=3.0, **options
+    ).start()
+    return session_server_pair(
+        server,
+        lambda server, handler: connect_poll(f"http://{LOOPBACK}:{server.address[1]}/rpc", handler),
+        service,
+        MethodDispatcher,
+        clock=clock,
+        has_liveness=True,  # a silent peer's poll ends with its hold; resume_grace then ends the session
+    )
+
+
 # -- run the checks
 TRANSPORTS = {
     "memory": memory,
@@ -100,6 +117,7 @@ TRANSPORTS = {
     "tcp-session": tcp_pair(handshake=True),
     "websocket-plain": websocket_pair(handshake=False),
     "websocket-session": websocket_pair(handshake=True),
+    "http-poll": poll_pair,
 }
 
 

@@ -269,11 +269,28 @@ class SessionServer:
         )
         link.write(self.codec.encode(answer))
 
+    def open_session(
+        self, link: SocketLink, *, config: SessionConfig | None = None, peer_max_unacked: int | None = None
+    ) -> Session:
+        """Create a resumable session (with its engine) on ``link``, whose handshake the caller answers itself.
+
+        For transports whose handshake is not a first frame (HTTP long-poll).
+        ``config`` replaces the server's settings for this session. Runs the
+        connect hook; does not block unless the hook does.
+        """
+        return self._new_session(link, resumable=True, peer_max_unacked=peer_max_unacked, config=config)
+
     def _new_session(
-        self, link: SocketLink, *, resumable: bool, announce: bool = False, peer_max_unacked: int | None = None
+        self,
+        link: SocketLink,
+        *,
+        resumable: bool,
+        announce: bool = False,
+        peer_max_unacked: int | None = None,
+        config: SessionConfig | None = None,
     ) -> Session:
         """Create a session with its engine for ``link``, and run the connect hook."""
-        config = self.config
+        config = config or self.config
         session = Session(config, resumable=resumable, clock=self.clock, peer_address=link.peer_address)
         session.peer_outbox_bound(peer_max_unacked)
         session.protocol.budget = self.budget

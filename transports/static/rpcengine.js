@@ -6,7 +6,10 @@
  * [2, id, method, data] request, [3, id, requestId, data] response,
  * [4, id, requestId, data] error, [-1] disconnect), with the optional
  * handshake object first so that heartbeats flow and a dropped connection
- * resumes without losing or repeating a message.
+ * resumes without losing or repeating a message. Where a WebSocket cannot
+ * be opened (no WebSocket, or a proxy that strips the upgrade) it falls back
+ * to an HTTP long-poll session on the same port (option transport: "auto",
+ * the default; "websocket" or "poll" to choose); client.transport says which.
  *
  *   const client = new rpcengine.Client("ws://127.0.0.1:8080/rpc");
  *   await client.ready;
@@ -57,7 +60,171 @@
     heartbeatTimeout: 15, // peer silent this long: connection declared dead
     timeout: null, // default request timeout in seconds (null: none)
     protocols: ["rpcengine.v1"], // WebSocket subprotocols to offer (the server selects rpcengine.v1)
+    transport: "auto", // "auto": WebSocket, long-poll if it cannot open; "websocket"; "poll"
   };
+
+  const POLL_MARGIN = 5; // seconds a held poll may take beyond its hold before the server counts as silent
+  const sleep = (seconds) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
+  /** The HTTP twin of a WebSocket URL: ws://host/p -> http://host/p/rpc (an http(s):// URL is kept). */
+  function httpTwin(url) {
+    if (/^https?:/i.test(url)) return url;
+    const twin = new URL(url.replace(/^ws/i, "http"));
+    twin.pathname = twin.pathname.replace(/\/+$/, "") + "/rpc";
+    return twin.toString();
+  }
+
+  /**
+   * A WebSocket look-alike over HTTP long-poll: the first send (the handshake
+   * object) starts the session; a poller keeps one POST held at the server
+   * (its body [0, last received] acknowledges what came), and a sender posts
+   * what the client sends, one batch at a time, again until taken. See the
+   * "HTTP" section of the protocol page.
+   */
+  class PollSocket {
+    constructor(url, lastReceived, retryFor) {
+      this.url = url;
+      this._lastReceived = lastReceived;
+      this._retryFor = retryFor;
+      this.onopen = this.onmessage = this.onclose = this.onerror = null;
+      this._path = null;
+      this._secret = null;
+      this._hold = 25;
+      this._queue = [];
+      this._sending = false;
+      this._closed = false;
+      this._aborts = new Set();
+      setTimeout(() => {
+        if (!this._closed && this.onopen) this.onopen();
+      }, 0);
+    }
+
+    send(text) {
+      if (this._closed) return;
+      if (this._path === null) {
+        this._bootstrap(text);
+      } else if (!text.startsWith("[0,")) {
+        // (a heartbeat is not sent: every poll carries the acknowledgement)
+        this._queue.push(text);
+        this._flush();
+      }
+    }
+
+    close(code, reason) {
+      if (this._closed) return;
+      this._closed = true;
+      for (const controller of this._aborts) controller.abort();
+      if (this._path !== null && code === 1000) {
+        // Tell the server at once that the session is over (else it waits resume_grace).
+        this._post(this._path, "[-1]\n", 2, true).catch(() => {});
+      }
+      if (this.onclose) this.onclose({ code: code || 1000, reason: reason || "" });
+    }
+
+    async _post(path, body, seconds, final) {
+      const controller = new AbortController();
+      if (!final) this._aborts.add(controller);
+      const timer = setTimeout(() => controller.abort(), seconds * 1000);
+      try {
+        const headers = { "Content-Type": "text/plain" };
+        if (this._secret !== null) headers["X-Rpcengine-Secret"] = this._secret;
+        const target = new URL(path, this.url).toString();
+        const answer = await fetch(target, { method: "POST", body, headers, signal: controller.signal, cache: "no-store", keepalive: !!final });
+        return { status: answer.status, text: await answer.text() };
+      } finally {
+        clearTimeout(timer);
+        this._aborts.delete(controller);
+      }
+    }
+
+    _fail(reason) {
+      if (this._closed) return;
+      if (this.onerror) this.onerror(new Error(reason));
+      this.close(4001, reason);
+    }
+
+    _deliver(text) {
+      if (!this._closed && this.onmessage) this.onmessage({ data: text });
+    }
+
+    async _bootstrap(hello) {
+      let answer;
+      try {
+        answer = await this._post(new URL(this.url).pathname.replace(/\/+$/, "") + "/session", hello, 10);
+      } catch (err) {
+        this._fail(`long-poll bootstrap failed: ${err}`);
+        return;
+      }
+      let value = null;
+      try {
+        value = JSON.parse(answer.text);
+      } catch (err) {
+        /* not JSON: refused below */
+      }
+      if (answer.status === 200 && value && value.poll && typeof value.poll.url === "string") {
+        this._path = value.poll.url;
+        this._secret = typeof value.secret === "string" ? value.secret : null;
+        this._hold = value.poll.hold;
+      }
+      this._deliver(answer.text); // the handshake answer (or the refusal) goes to the client
+      if (this._path !== null) this._pollLoop();
+      else this._fail(`long-poll bootstrap refused (HTTP ${answer.status})`);
+    }
+
+    async _again(path, body, seconds) {
+      // POST until answered 200 (retrying a lost answer: the server drops what it had already); null once over.
+      let delay = 0.05;
+      const started = Date.now();
+      while (!this._closed) {
+        let answer;
+        try {
+          answer = await this._post(path, body, seconds);
+        } catch (err) {
+          if (this._closed) return null;
+          if (Date.now() - started > this._retryFor * 1000) {
+            this._fail(`the server was unreachable: ${err}`);
+            return null;
+          }
+          await sleep(delay * (0.5 + Math.random() / 2));
+          delay = Math.min(delay * 2, 2);
+          continue;
+        }
+        if (answer.status === 200) return answer.text;
+        this._fail(`the server answered HTTP ${answer.status}`);
+        return null;
+      }
+      return null;
+    }
+
+    async _pollLoop() {
+      while (!this._closed) {
+        const text = await this._again(this._path, JSON.stringify([0, this._lastReceived()]), this._hold + POLL_MARGIN + 5);
+        if (text === null) return;
+        let messages;
+        try {
+          messages = JSON.parse(text);
+        } catch (err) {
+          this._fail("invalid JSON from the server");
+          return;
+        }
+        for (const message of Array.isArray(messages) ? messages : []) this._deliver(JSON.stringify(message));
+      }
+    }
+
+    async _flush() {
+      if (this._sending) return;
+      this._sending = true;
+      try {
+        while (this._queue.length && !this._closed) {
+          const batch = this._queue;
+          this._queue = [];
+          if ((await this._again(this._path, batch.join("\n") + "\n", this._hold + POLL_MARGIN)) === null) return;
+        }
+      } finally {
+        this._sending = false;
+      }
+    }
+  }
 
   class Client {
     /**
@@ -72,6 +239,9 @@
       this.closed = false;
       this._ws = null;
       this._open = false;
+      this._everOpen = false;
+      /** "websocket" or "poll": the transport in use (or being tried). */
+      this.transport = this.options.transport === "poll" || /^https?:/i.test(url) ? "poll" : "websocket";
       this._lastId = 0;
       this._lastReceived = 0;
       this._unackedReceived = 0;
@@ -186,12 +356,24 @@
       }
     }
 
+    _fallBack() {
+      // The WebSocket never opened: try long-poll instead (transport "auto" only, before any connection).
+      if (this.options.transport !== "auto" || this._everOpen || this.transport === "poll") return false;
+      this.transport = "poll";
+      this._dial();
+      return true;
+    }
+
     _dial() {
       let ws;
       try {
-        ws = new WebSocket(this.url, this.options.protocols);
+        if (this.transport === "poll") {
+          ws = new PollSocket(httpTwin(this.url), () => this._lastReceived, this.options.giveUpAfter);
+        } else {
+          ws = new WebSocket(this.url, this.options.protocols);
+        }
       } catch (err) {
-        this._connectionEnded(String(err));
+        if (!this._fallBack()) this._connectionEnded(String(err));
         return;
       }
       this._ws = ws;
@@ -225,7 +407,9 @@
       };
       ws.onerror = () => this._emit("error", new Error("WebSocket error"));
       ws.onclose = (event) => {
-        if (this._ws === ws) this._connectionEnded(`closed (${event.code}) ${event.reason || ""}`.trim());
+        if (this._ws !== ws) return;
+        if (!this._open && this._fallBack()) return;
+        this._connectionEnded(`closed (${event.code}) ${event.reason || ""}`.trim());
       };
     }
 
@@ -245,11 +429,16 @@
       }
       this.sessionId = hello.session;
       if (typeof hello.secret === "string") this._secret = hello.secret;
+      if (hello.poll && this.options.heartbeatTimeout) {
+        // A held poll is quiet for up to its hold: that is not silence.
+        this.options.heartbeatTimeout = Math.max(this.options.heartbeatTimeout, hello.poll.hold + POLL_MARGIN);
+      }
       this._connected(typeof hello.ack === "number" ? hello.ack : 0);
     }
 
     _connected(peerAck) {
       this._open = true;
+      this._everOpen = true;
       this._redialStarted = null;
       this._delay = this.options.initialDelay;
       if (peerAck !== null) {

@@ -153,15 +153,17 @@ def send_protocol_data(sock: Any, protocol: Protocol, extra: list[bytes] | None 
             sock.shutdown(socket.SHUT_WR)
 
 
-def receive_handshake(sock: Any, protocol: Protocol) -> tuple[Any, list[Any]]:
+def receive_handshake(sock: Any, protocol: Protocol, received: bytes = b"") -> tuple[Any, list[Any]]:
     """Read until ``protocol`` has parsed the HTTP request (server) or response (client); blocks.
 
-    Returns the Request or Response event (None if the peer closed or sent
-    something that is not HTTP; the protocol's answer, if any, has then been
-    written) and the frames that arrived after it.
+    ``received`` holds bytes of it read from ``sock`` already (the server's
+    HTTP layer read the request head). Returns the Request or Response
+    event (None if the peer closed or sent something that is not HTTP; the
+    protocol's answer, if any, has then been written) and the frames that
+    arrived after it.
     """
     while True:
-        data = sock.recv(_RECV_SIZE)
+        data, received = (received, b"") if received else (sock.recv(_RECV_SIZE), b"")
         if data:
             protocol.receive_data(data)
         else:

@@ -25,6 +25,9 @@ from websockets.http11 import Request
 from websockets.typing import Subprotocol
 
 from rpcengine.engine import RpcHandler
+from transports.http.front import DEFAULT_CALL_TIMEOUT, HttpFront
+from transports.http.mushroom import serve_attached
+from transports.http.poll import DEFAULT_POLL_HOLD
 from transports.listener import DEFAULT_BACKLOG, Listener, tune_socket
 from transports.session import Session
 from transports.session.server import DEFAULT_MAX_CONNECTIONS, SessionServer
@@ -49,6 +52,8 @@ log = logging.getLogger(__name__)
 #: Where the browser client lives on disk, and the URL path it is served at.
 STATIC_DIR = Path(__file__).parent.parent / "static"
 STATIC_PATH = "/rpcengine.js"
+#: How long a stopping server lets HTTP answers (a held poll's Disconnect) reach their sockets.
+_HTTP_STOP_TIMEOUT = 0.5
 
 
 class SessionGroup:
@@ -124,6 +129,16 @@ class WebSocketServer(Listener):
     client at ``GET /rpcengine.js`` (404 while the file is missing).
     ``max_fragments`` bounds the frames one message may span (1009 above).
 
+    Plain HTTP is served on the same port (:mod:`transports.http`): each
+    path ``/p`` has an HTTP twin ``/p/rpc`` (``/rpc`` for ``/``) taking
+    one-shot calls by ``POST``, whose wait for answers ``?timeout=`` may
+    shorten and ``http_call_timeout`` bounds, and long-poll sessions at
+    ``/p/rpc/session`` (:mod:`transports.http.poll`), each poll held up to
+    ``poll_hold`` seconds. Host and Origin are checked as for an upgrade;
+    an allowed page gets CORS headers. ``mushroom="/PATH"`` serves mushroom
+    clients unchanged (:mod:`transports.http.mushroom`) with the handler of
+    the first path.
+
     The HTTP upgrade (and the TLS handshake) must finish within
     ``handshake_timeout``; the session handshake then gets as long again.
     The server pings every ``heartbeat_interval`` and closes (1011) a
@@ -154,6 +169,9 @@ class WebSocketServer(Listener):
         max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         backlog: int = DEFAULT_BACKLOG,
+        http_call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        poll_hold: float = DEFAULT_POLL_HOLD,
+        mushroom: str | None = None,
         **options: Any,
     ) -> None:
         routes = dict(handlers) if isinstance(handlers, Mapping) else {"/": handlers}
@@ -188,6 +206,18 @@ class WebSocketServer(Listener):
         self.max_connections = max_connections
         self._refused = 0
         self._upgrading: set[gevent.Greenlet] = set()
+        #: The plain HTTP requests of every connection, before any upgrade.
+        self.http = HttpFront(
+            self.endpoints,
+            lambda: self.policy,
+            codec=next(iter(self.endpoints.values())).codec,
+            max_body_size=self.config.max_message_size,
+            handshake_timeout=self.config.handshake_timeout,
+            call_timeout=http_call_timeout,
+            poll_hold=poll_hold,
+            mushroom=mushroom,
+            secure=ssl_context is not None,
+        )
         Listener.__init__(self, address, backlog=backlog)
 
     # -- lifecycle --------------------------------------------------------
@@ -219,12 +249,19 @@ class WebSocketServer(Listener):
         return self
 
     def stop_serving(self, timeout: float | None) -> None:
-        """Close connections still upgrading; send Disconnect on every path and let handlers finish (yields)."""
+        """Close connections still upgrading; send Disconnect on every path and let handlers finish (yields).
+
+        HTTP requests being answered (one-shot calls, held polls) are let
+        finish with the sessions: a held poll carries the Disconnect.
+        """
         for endpoint in self.endpoints.values():
             endpoint.accepting = False
-        gevent.killall(list(self._upgrading), block=False)
+        answering = self.http.answering
+        gevent.killall([g for g in self._upgrading if g not in answering], block=False)
         stopping = [gevent.spawn(endpoint.stop_sessions, timeout) for endpoint in self.endpoints.values()]
         gevent.joinall(stopping, raise_error=True)
+        gevent.joinall(list(answering), timeout=_HTTP_STOP_TIMEOUT)
+        gevent.killall(list(self._upgrading), block=False)
 
     # -- per connection ---------------------------------------------------
 
@@ -251,6 +288,9 @@ class WebSocketServer(Listener):
 
     def serve_upgraded(self, endpoint: SessionServer, link: WebSocketLink) -> None:
         """Serve an upgraded connection: its session, then the read loop (blocks, yielding)."""
+        if link.owner is not None:  # a mushroom client's WebSocket, for the session its bootstrap made
+            serve_attached(endpoint, link)
+            return
         endpoint.serve_link(link, link.run)
 
     def _upgrade(self, sock: Any, address: Any) -> tuple[SessionServer, WebSocketLink] | None:
@@ -262,13 +302,18 @@ class WebSocketServer(Listener):
                 tune_socket(sock)
                 if self.ssl_context is not None:
                     sock = wrap_socket(self.ssl_context, sock, server_side=True, timeout=limit)
+            received = self.http.serve(sock, address)  # plain HTTP requests, each within its own deadline
+            if received is None:
+                return None  # answered (and closed) by the HTTP layer
+            deadline = gevent.Timeout(limit)
+            with deadline:
                 protocol = ServerProtocol(
                     origins=None,  # checked by self.policy
                     subprotocols=[Subprotocol(self.subprotocol)] if self.subprotocol else None,
                     select_subprotocol=lambda _protocol, offered: self._select_subprotocol(offered),
                     max_size=self.config.max_message_size,
                 )
-                request, pending = receive_handshake(sock, protocol)
+                request, pending = receive_handshake(sock, protocol, received)
                 if request is None:
                     log.info("no valid WebSocket upgrade from %s: %s", address, protocol.handshake_exc)
                 else:
@@ -296,6 +341,9 @@ class WebSocketServer(Listener):
             return None
         path = request.path.partition("?")[0]
         endpoint = self.endpoints.get(path)
+        attached = self.http.mushroom_session(path) if endpoint is None else None
+        if attached is not None:
+            endpoint = attached[0]
         link = None
         if self.serve_static and path == STATIC_PATH and not wants_upgrade(request):
             response = static_response(request, STATIC_DIR, STATIC_PATH)
@@ -318,6 +366,8 @@ class WebSocketServer(Listener):
                     max_fragments=self.max_fragments,
                 )
                 link.request, link.path = request, path
+                if attached is not None:
+                    link.owner = attached[1]
                 if not endpoint.admit(link):
                     response = protocol.reject(HTTPStatus.SERVICE_UNAVAILABLE, "Too many connections\n")
                     link = None

@@ -12,37 +12,20 @@ Chromium comes from Debian's packages (``.ci/install-chromium.sh``, run by
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import gevent
 import gevent.event
 import pytest
-from gevent.pywsgi import WSGIServer
+from helpers.browser import CHROMIUM, BrowserService, PageServer, launch, run_page, stop
 
 from dispatchers import MethodDispatcher
-from rpcengine import Request, RequestException
+from rpcengine import Request
 
 websocket = pytest.importorskip("transports.websocket")
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 PAGE = """<!doctype html>
 <html><head><title>rpcengine browser test</title>
@@ -89,106 +72,6 @@ PAGE = """<!doctype html>
 """
 
 
-class BrowserService:
-    """What the page calls; ``report`` ends the test."""
-
-    def __init__(self) -> None:
-        self.server: Any = None
-        self.report: gevent.event.AsyncResult = gevent.event.AsyncResult()
-        self.notes: list[object] = []
-
-    def rpc_add(self, request: Request) -> int:
-        """Return the sum of two numbers."""
-        return request.data[0] + request.data[1]
-
-    def rpc_refuse(self, request: Request) -> None:
-        """Answer with an application error."""
-        raise RequestException({"error": "refused", "value": request.data})
-
-    def rpc_ask_client(self, request: Request) -> object:
-        """Call the browser back over the same connection."""
-        return request.engine.request("double", request.data, timeout=5)  # type: ignore[union-attr]
-
-    def rpc_ask_client_to_fail(self, request: Request) -> object:
-        """Call a browser handler that throws; return the error data it sent."""
-        try:
-            request.engine.request("fail", None, timeout=5)  # type: ignore[union-attr]
-        except RequestException as exc:
-            return exc.data
-        return None
-
-    def rpc_broadcast(self, request: Request) -> int:
-        """Send a notification to every connected session."""
-        return self.server.sessions.notify("news", request.data)
-
-    def rpc_slow(self, request: Request) -> str:
-        """Answer after a while."""
-        gevent.sleep(request.data)
-        return "late"
-
-    def rpc_drop_connection(self, request: Request) -> str:
-        """Cut this session's connection right after answering (the client resumes)."""
-        link = request.engine.transport.link  # type: ignore[union-attr]
-        gevent.spawn_later(0.05, link.close, "dropped by the test")
-        return "dropping"
-
-    def rpc_note(self, request: Request) -> None:
-        """Record a notification."""
-        self.notes.append(request.data)
-
-    def rpc_report(self, request: Request) -> str:
-        """Receive the page's results."""
-        self.report.set(request.data)
-        return "thanks"
-
-
-class PageServer:
-    """An HTTP server on a free loopback port answering every GET with one HTML page (set later)."""
-
-    def __init__(self) -> None:
-        self.html = ""
-        self.server = WSGIServer(("127.0.0.1", 0), self._app, log=None)
-        self.server.start()
-
-    @property
-    def origin(self) -> str:
-        """The origin of the page, as a browser sends it in the Origin header."""
-        return f"http://127.0.0.1:{self.server.address[1]}"
-
-    def _app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        body = self.html.encode()
-        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))])
-        return [body]
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self.server.stop(timeout=1)
-
-
-def launch(url: str, profile: str) -> subprocess.Popen:
-    """Start headless Chromium on ``url`` in its own process group."""
-    return subprocess.Popen(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Kill Chromium's whole process group and reap it."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(5)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
 @pytest.mark.timeout(90)
 def test_page_uses_every_feature_of_the_browser_client() -> None:
     if not os.path.exists(CHROMIUM):
@@ -204,21 +87,7 @@ def test_page_uses_every_feature_of_the_browser_client() -> None:
         heartbeat_interval=1.0,
         heartbeat_timeout=5.0,
     ).start()
-    service.server = server
-    workdir = tempfile.mkdtemp(prefix="rpcengine-browser-")
-    process = None
-    try:
-        base = f"http://127.0.0.1:{server.address[1]}"
-        page.html = PAGE % {"base": base, "url": server.url("/rpc")}
-        process = launch(page.origin + "/", str(Path(workdir, "profile")))
-        results = service.report.get(timeout=60)
-    finally:
-        if process is not None:
-            stop(process)
-        server.stop(timeout=1)
-        page.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(results, indent=1))
+    results = run_page(server, page, PAGE, service)
     assert results["errors"] == []
     assert results["add"] == 5
     assert results["unknown"] == "method_not_found"
@@ -307,19 +176,9 @@ def test_a_page_of_another_origin_is_refused_by_default() -> None:
     reporting = websocket.WebSocketServer(
         ("127.0.0.1", 0), {"/rpc": MethodDispatcher(service)}, origins=[page.origin]
     ).start()
-    workdir = tempfile.mkdtemp(prefix="rpcengine-origin-")
-    process = None
     try:
-        base = f"http://127.0.0.1:{reporting.address[1]}"
-        page.html = REFUSED_PAGE % {"base": base, "guarded": guarded.url("/rpc"), "url": reporting.url("/rpc")}
-        process = launch(page.origin + "/", str(Path(workdir, "profile")))
-        outcome = service.report.get(timeout=60)
+        outcome = run_page(reporting, page, REFUSED_PAGE, service, guarded=guarded.url("/rpc"))
     finally:
-        if process is not None:
-            stop(process)
         guarded.stop(timeout=1)
-        reporting.stop(timeout=1)
-        page.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
     assert outcome == "closed 1006", outcome  # the browser saw the upgrade fail (the 403 it does not show)
     assert len(guarded.links) == 0
