@@ -20,8 +20,6 @@ if [ "${1:-}" = "--test" ]; then
   bash .ci/install-autobahn.sh
   bash .ci/fetch-mushroom.sh
   # A real mushroom server for the compatibility tests (its own dependencies: gevent-websocket, six).
-  echo "setup: installing mushroom 0.9.17 (compatibility tests)"
-  timeout 600 .venv/bin/python -m pip install -q --disable-pip-version-check \
-      'mushroom==0.9.17' 'gevent-websocket==0.10.1' 'six>=1.16'
+  bash .ci/install-mushroom.sh
 fi
 echo "setup: done"
