@@ -122,6 +122,8 @@ def connect(
     reconnect: bool | ReconnectPolicy = False,
     hello_extra: dict[str, Any] | None = None,
     max_fragments: int = DEFAULT_MAX_FRAGMENTS,
+    mushroom: str | None = None,
+    mushroom_auth: Any = None,
     **options: Any,
 ) -> Engine:
     """Connect to a WebSocket server and return a ready Engine; blocks (yields) until connected.
@@ -140,10 +142,25 @@ def connect(
     drops a connection silent for ``heartbeat_timeout``. Other keywords are
     :class:`~transports.session.config.SessionConfig` fields.
 
+    ``mushroom="ws"`` or ``"poll"`` connects to a mushroom server instead:
+    ``url`` is its ``http://`` (or ``ws://``) address, mushroom's bootstrap
+    sends ``mushroom_auth`` to its authentication, and the session speaks
+    the chosen mushroom transport, acknowledging every message (see
+    :func:`transports.http.mushroom_client.connect_mushroom`, which this
+    calls with ``rpc_handler``, ``connect_timeout`` and ``options``).
+
     Raises ValueError for a URL that is not ``ws://`` or ``wss://``, OSError
     if the server cannot be reached, :class:`~rpcengine.errors.HandshakeError`
     if it refuses the upgrade or the session handshake.
     """
+    if mushroom is not None:
+        from transports.http.mushroom_client import connect_mushroom  # the http package imports this one
+
+        if url.startswith("ws://"):
+            url = "http://" + url[len("ws://") :]
+        return connect_mushroom(
+            url, rpc_handler, transport=mushroom, auth=mushroom_auth, connect_timeout=connect_timeout, **options
+        )
     parse_url(url)
     config = SessionConfig().with_options(**options)
 

@@ -112,3 +112,19 @@ def test_a_refused_authentication_is_a_handshake_error(mushroom_server: Any) -> 
 
     with pytest.raises(HandshakeError, match="401"):
         connect_mushroom(f"http://127.0.0.1:{mushroom_server.server_port}/", auth="bad")
+
+
+def test_the_websocket_connect_option_does_mushrooms_bootstrap(mushroom_server: Any) -> None:
+    from transports.websocket import connect
+
+    client = connect(
+        f"ws://127.0.0.1:{mushroom_server.server_port}/",
+        MethodDispatcher(ClientService()),
+        mushroom="poll",
+        mushroom_auth={"token": "option"},
+    )
+    try:
+        assert client.request("add", [20, 22], timeout=5) == 42
+        assert mushroom_server.auths == [{"token": "option"}]
+    finally:
+        client.close()
