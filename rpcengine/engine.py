@@ -166,10 +166,7 @@ class Engine:
         if transport.congested:
             # Wait before numbering: ids reach the wire in order, and the bound is never passed.
             transport.wait_for_room()
-        ident = self._last_message_id + 1  # next_message_id(), inline: this is the per-call path
-        if ident > MAX_MESSAGE_ID:
-            ident = 1
-        self._last_message_id = ident
+        ident = self.next_message_id()
         request = Request(ident, method, data)
         pending[ident] = request
         if timeout is None:
@@ -196,21 +193,18 @@ class Engine:
         """Block (yielding) until ``request`` is answered or failed, or ``timeout`` passed."""
         waiter: Waiter[Any] = Waiter()
         request._waiter = waiter
-        if timeout is None:
-            try:
-                waiter.get()
-            finally:
-                request._waiter = None
-            return
-        deadlines = self._deadlines
-        if deadlines is None:
-            deadlines = self._deadlines = Deadlines()
-        deadlines.add(request, timeout)
+        deadlines = None
+        if timeout is not None:
+            deadlines = self._deadlines
+            if deadlines is None:
+                deadlines = self._deadlines = Deadlines()
+            deadlines.add(request, timeout)
         try:
             waiter.get()
         finally:
             request._waiter = None
-            deadlines.remove(request, timeout)
+            if deadlines is not None:
+                deadlines.remove(request, timeout)  # type: ignore[arg-type]
 
     # -- inbound ----------------------------------------------------------
 
@@ -259,11 +253,7 @@ class Engine:
             # The id is taken only once the handler has returned: ids must reach the wire in
             # increasing order (a session transport drops a lower id as a duplicate), and the
             # handler may yield while other messages are numbered and sent.
-            ident = self._last_message_id + 1
-            if ident > MAX_MESSAGE_ID:
-                ident = 1
-            self._last_message_id = ident
-            reply: Response | Error = Response(ident, request.message_id, result)
+            reply: Response | Error = Response(self.next_message_id(), request.message_id, result)
         except MethodNotFound as exc:
             reply = Error(self.next_message_id(), request.message_id, _method_not_found_data(exc))
         except RequestException as exc:

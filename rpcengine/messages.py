@@ -87,6 +87,16 @@ class Message:
         """
         if type(l) is not list:
             raise InvalidMessage(f"a message is a JSON list, got {type(l).__name__}")
+        if len(l) == 4:
+            # The four shapes that carry calls and answers, checked inline (the per-message path);
+            # anything that fails here goes the long way below, which says what is wrong.
+            code, ident, third = l[0], l[1], l[2]
+            if type(code) is int and type(ident) is int and 0 <= ident <= MAX_MESSAGE_ID:
+                if code == 3 or code == 4:
+                    if type(third) is int and 0 <= third <= MAX_MESSAGE_ID:
+                        return (Response if code == 3 else Error)(ident, third, l[3])
+                elif (code == 2 or code == 1) and type(third) is str and third:
+                    return (Request if code == 2 else Notification)(ident, third, l[3])
         if not l:
             raise InvalidMessage("a message list cannot be empty")
         code = l[0]
@@ -190,10 +200,6 @@ class Request(Message):
     @staticmethod
     def from_list(l: Any) -> Request:  # noqa: E741
         """Parse list into a request message."""
-        if len(l) == 4:
-            ident, method = l[1], l[2]
-            if type(ident) is int and 0 <= ident <= MAX_MESSAGE_ID and type(method) is str and method:
-                return Request(ident, method, l[3])
         request_id = _recover_request_id(l)
         _check_length(l, 4, "Request", request_id)
         return Request(_check_id(l[1], "message_id"), _check_method(l[2], request_id), l[3])

@@ -24,7 +24,7 @@ from typing import Any
 
 from rpcengine.codec import Codec
 from rpcengine.errors import InvalidMessage, ProtocolError
-from rpcengine.messages import MAX_MESSAGE_ID, Disconnect, Error, Heartbeat, Message, Notification, Request, Response
+from rpcengine.messages import Disconnect, Error, Heartbeat, Message, Notification
 
 __all__ = [
     "bad_frame_reply",
@@ -50,21 +50,8 @@ def error_data(kind: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def parse_frame(codec: Codec, frame: bytes) -> Message:
-    """Decode one frame into a message; raise a ProtocolError subclass if it is not one.
-
-    The four shapes that carry calls and answers are recognised inline
-    (the same checks as :meth:`Message.from_list`, which reads all the rest).
-    """
-    value = codec.decode(frame)
-    if type(value) is list and len(value) == 4:
-        code, ident, third = value[0], value[1], value[2]
-        if type(code) is int and type(ident) is int and 0 <= ident <= MAX_MESSAGE_ID:
-            if code == 3 or code == 4:
-                if type(third) is int and 0 <= third <= MAX_MESSAGE_ID:
-                    return (Response if code == 3 else Error)(ident, third, value[3])
-            elif (code == 2 or code == 1) and type(third) is str and third:
-                return (Request if code == 2 else Notification)(ident, third, value[3])
-    return Message.from_list(value)
+    """Decode one frame into a message; raise a ProtocolError subclass if it is not one."""
+    return Message.from_list(codec.decode(frame))
 
 
 def bad_frame_reply(exc: ProtocolError, message_id: int) -> Error | None:

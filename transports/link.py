@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Longest a closing link spends sending its last words on a socket that cannot take them at once (TLS).
 FINAL_WRITE_TIMEOUT = 1.0
+#: Bytes read at once when the hub reads a socket.
+HUB_RECV_SIZE = 65536
 #: Bytes a link may hold queued for its socket before writers block (or a broadcast refuses).
 DEFAULT_MAX_BUFFER = 4 << 20
 
@@ -93,6 +95,9 @@ class SocketLink:
         # Reading in the hub: the watcher, and the parked greenlet that owns the reading.
         self._read_watcher: Any = None
         self._owner: Waiter[Any] | None = None
+        # What the hub saw while it read, for the read loop: the end of the stream, or a failed read.
+        self._hub_eof = False
+        self._hub_failed: str | None = None
         self._hub = gevent.get_hub()
         self._loop = self._hub.loop
         # The non-blocking OS socket under a plain gevent socket (None for TLS and others).
@@ -152,15 +157,7 @@ class SocketLink:
             raise ConnectionLost(self.close_reason or "the connection is closed")
         if self.buffered > self.max_buffer:
             return False
-        self._out.append(payload)
-        size = len(payload)
-        self.buffered += size
-        if self._writing:
-            if self.budget is not None:
-                self._count(size)
-        elif not self._scheduled:
-            self._scheduled = True
-            self._loop.run_callback(self._flush_soon)
+        self.write(payload, block=False)
         return True
 
     def _take_queue(self) -> list[bytes]:
@@ -415,8 +412,40 @@ class SocketLink:
             self._loop.run_callback(owner.switch, None)
 
     def _readable(self) -> None:
-        """Read watcher callback, in the hub (implemented by subclasses that park)."""
+        """Read watcher callback (in the hub): read what came and let :meth:`_take_in_hub` deliver it.
+
+        The end of the stream, a failed read or an unexpected error is left
+        for the read loop (in ``_hub_eof`` and ``_hub_failed``), which is woken.
+        """
+        if self.closed or not self.reading:
+            self._wake_owner()
+            return
+        try:
+            data = self._raw.recv(HUB_RECV_SIZE)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._hub_failed = f"read failed: {exc}"
+            self._wake_owner()
+            return
+        if not data:
+            self._hub_eof = True
+            self._wake_owner()
+            return
+        try:
+            if self._take_in_hub(data):
+                return
+        except Exception:
+            log.exception("reading from %s failed", self.peer_address)
+            self._hub_failed = "internal error while reading"
         self._wake_owner()
+
+    def _take_in_hub(self, data: bytes) -> bool:
+        """Deliver what ``data`` completes if none of it can block; return False to wake the read loop.
+
+        Implemented by subclasses that park; what is not delivered is kept for the loop.
+        """
+        return False
 
     def received(self, frame: bytes) -> None:
         """Pass one inbound frame to the current receiver."""

@@ -53,10 +53,9 @@ class TcpLink(SocketLink):
         super().__init__(sock, peer_address, config.max_buffer)
         self.max_line = config.max_message_size
         self._decoder = LineDecoder(self.max_line)
-        # Lines read and not yet delivered, a framing error seen after them, the end seen in the hub.
+        # Lines read and not yet delivered, and a framing error seen after them.
         self._lines: list[bytes] = []  # (a list: an empty deque costs 760 bytes per connection)
         self._error: ProtocolError | None = None
-        self._ended: str | None = None
 
     def frame_batch(self, payloads: list[bytes]) -> bytes:
         """Return the payloads as newline-terminated lines."""
@@ -84,9 +83,9 @@ class TcpLink(SocketLink):
                 if error is not None:
                     self.protocol_error(error)
                     return
-                ended, self._ended = self._ended, None
-                if ended is not None:
-                    self.close(ended)
+                failed, self._hub_failed = self._hub_failed, None
+                if failed is not None or self._hub_eof:
+                    self.close(failed or "the peer closed the connection")
                     return
                 if self._hub_reading_possible():
                     self._park()
@@ -114,8 +113,8 @@ class TcpLink(SocketLink):
             self._lines.extend(exc.lines)  # type: ignore[attr-defined]
             self._error = exc
             return
-        if (self._decoder.buffered > 0) is not self.partial:
-            self.report_partial(not self.partial)
+        if self.partial or data[-1] != _NEWLINE:  # (else no line is half received, before or now)
+            self.report_partial(self._decoder.buffered > 0)
 
     def _deliver_pending(self) -> bool:
         """Deliver the queued lines (may block, yielding); return False if the link closed or stopped reading."""
@@ -129,48 +128,18 @@ class TcpLink(SocketLink):
 
     # -- reading in the hub (see SocketLink._park) -------------------------
 
-    def _readable(self) -> None:
-        """Read watcher callback (in the hub): read what came and deliver the lines that cannot block."""
-        if self.closed or not self.reading:
-            self._wake_owner()
-            return
-        try:
-            data = self._raw.recv(_RECV_SIZE)  # type: ignore[union-attr]
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._ended = f"read failed: {exc}"
-            self._wake_owner()
-            return
-        if not data:
-            self._ended = "the peer closed the connection"
-            self._wake_owner()
-            return
-        try:
-            lines = self._lines
-            try:
-                lines.extend(self._decoder.feed(data))
-            except ProtocolError as exc:
-                lines.extend(exc.lines)  # type: ignore[attr-defined]
-                self._error = exc
-            if self.partial or data[-1] != _NEWLINE:
-                self.report_partial(self._decoder.buffered > 0)
-            received = self.receiver
+    def _take_in_hub(self, data: bytes) -> bool:
+        """Hub: split ``data`` into lines and deliver them while the receiver cannot block."""
+        self._take(data)
+        lines = self._lines
+        while lines:
             ready = self.ready
-            while lines:
-                if ready is None or not ready():
-                    break
-                received(lines.pop(0))
-                if self.closed or not self.reading:
-                    break
-                ready, received = self.ready, self.receiver
-            else:
-                if self._error is None:
-                    return
-        except Exception:
-            log.exception("reading from %s failed", self.peer_address)
-            self._ended = "internal error while reading"
-        self._wake_owner()
+            if ready is None or not ready():
+                return False
+            self.receiver(lines.pop(0))
+            if self.closed or not self.reading:
+                return False
+        return self._error is None
 
     def close_socket(self) -> None:
         """Shut the socket down both ways, then close it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gevent
 import gevent.event
+from helpers.tcp import wait_until
 
 from rpcengine.workers import WorkerPool
 
@@ -111,8 +112,6 @@ def test_close_still_runs_jobs_submitted_before_it() -> None:
 
 
 def test_idle_workers_are_shared_between_pools_and_end_when_idle(monkeypatch: object) -> None:
-    import time
-
     from rpcengine import workers
 
     monkeypatch.setattr(workers, "IDLE_WORKER_SECONDS", 0.2)  # type: ignore[attr-defined]
@@ -125,10 +124,7 @@ def test_idle_workers_are_shared_between_pools_and_end_when_idle(monkeypatch: ob
     second.submit(lambda _: ran_on.append(gevent.getcurrent()), None)
     assert second.join(timeout=5)
     assert ran_on[0] is ran_on[1], "the second pool reused the first one's idle worker"
-    deadline = time.monotonic() + 5
-    while len(lot) and time.monotonic() < deadline:
-        gevent.sleep(0.05)
-    assert len(lot) == 0, "idle workers end after IDLE_WORKER_SECONDS"
+    wait_until(lambda: len(lot) == 0, 5, what="idle workers end after IDLE_WORKER_SECONDS")
     assert ran_on[0].dead  # type: ignore[attr-defined]
     first.close()
     second.close()

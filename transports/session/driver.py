@@ -29,7 +29,7 @@ import gevent
 from gevent.event import Event
 
 from rpcengine.errors import ConnectionLost, OutboxFull, ProtocolError
-from rpcengine.messages import Disconnect, Error, Message, Notification, Request, Response
+from rpcengine.messages import Disconnect, Message, Notification, Request
 from rpcengine.wire import bad_frame_reply, disconnect_frame, has_request_id, parse_frame
 from transports.base import Transport
 from transports.link import SocketLink
@@ -42,10 +42,6 @@ log = logging.getLogger(__name__)
 
 #: Messages read ahead while every handler is busy (also bounded by ``max_buffer`` bytes) before the reader waits.
 BACKLOG_MESSAGES = 1024
-
-
-#: The message kinds that carry an id of their own (and stay in the outbox until acknowledged).
-_NUMBERED = frozenset({Request, Notification, Response, Error})
 
 
 def new_session_id() -> str:
@@ -280,19 +276,7 @@ class Session(Transport):
         if kind is Request and protocol.leaving:
             raise ConnectionLost("the session is closing (Disconnect sent or received)")
         payload = self.codec.encode(message.to_list())
-        link = self.link
-        if link is None or not protocol.resumable or kind not in _NUMBERED:
-            self._send_payload(payload, getattr(message, "message_id", None), kind is Request or kind is Notification)
-            return
-        # The common case, fused: a numbered message on a live link of a resumable session.
-        ident: int = message.message_id  # type: ignore[attr-defined]
-        protocol.message_sent(ident, payload)
-        try:
-            link.write(payload)
-        except ConnectionLost:
-            pass  # resumable: it stays in the outbox, and goes again on the next connection
-        if (kind is Request or kind is Notification) and len(protocol.outbox) > protocol.max_unacked:
-            self._wait_for_room()
+        self._send_payload(payload, getattr(message, "message_id", None), kind is Request or kind is Notification)
 
     def _send_payload(self, payload: bytes, ident: int | None, wait: bool = True) -> None:
         """Record encoded ``payload`` (with message id ``ident``) and write it.

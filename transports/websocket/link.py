@@ -105,9 +105,6 @@ class WebSocketLink(SocketLink):
         self._idle.set()
         self._direct = Semaphore()
         self._abort_timer: gevent.Greenlet | None = None
-        # What the hub saw while it read (see _readable): the end of the stream, or a failed read.
-        self._hub_eof = False
-        self._read_failed: str | None = None
 
     @property
     def subprotocol(self) -> str | None:
@@ -230,7 +227,7 @@ class WebSocketLink(SocketLink):
                     self._process(events)
                     if protocol.state is CLOSED:
                         break
-                failed, self._read_failed = self._read_failed, None
+                failed, self._hub_failed = self._hub_failed, None
                 if failed is not None:
                     self.close(failed)
                     return
@@ -262,53 +259,31 @@ class WebSocketLink(SocketLink):
         finally:
             self._finish()
 
-    def _readable(self) -> None:
-        """Read watcher callback (in the hub): parse what came; deliver whole text messages that cannot block.
+    def _take_in_hub(self, data: bytes) -> bool:
+        """Hub: parse ``data``; deliver whole text messages while the receiver cannot block.
 
         Anything else (control frames, a frame the protocol answers
-        itself, a parser error, the end of the stream, a busy receiver) is
-        handed to the read loop with the frames not yet delivered.
+        itself, a parser error, a busy receiver) is handed to the read loop
+        with the frames not yet delivered.
         """
-        if self.closed or not self.reading:
-            self._wake_owner()
-            return
-        try:
-            data = self._raw.recv(_RECV_SIZE)  # type: ignore[union-attr]
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._read_failed = f"read failed: {exc}"
-            self._wake_owner()
-            return
-        if not data:
-            self._hub_eof = True
-            self._wake_owner()
-            return
-        try:
-            protocol = self.protocol
-            protocol.receive_data(data)
-            events: list[Any] = protocol.events_received()  # frames, once the handshake is done
-            self.report_partial(not events)
-            if protocol.state is OPEN and protocol.parser_exc is None and not protocol.writes:
-                ready = self.ready
-                for index, frame in enumerate(events):
-                    opcode = frame.opcode
-                    if (opcode is not TEXT and opcode is not CONT) or ready is None or not ready():
-                        self._pending = events[index:]
-                        break
-                    self._data_frame(frame)
-                    if self.closed or not self.reading:
-                        self._pending = events[index + 1 :]
-                        break
-                    ready = self.ready
-                else:
-                    return
-            else:
-                self._pending = events
-        except Exception:
-            log.exception("reading WebSocket frames from %s failed", self.peer_address)
-            self._read_failed = "internal error while reading"
-        self._wake_owner()
+        protocol = self.protocol
+        protocol.receive_data(data)
+        events: list[Any] = protocol.events_received()  # frames, once the handshake is done
+        self.report_partial(not events)
+        if protocol.state is not OPEN or protocol.parser_exc is not None or protocol.writes:
+            self._pending = events
+            return False
+        for index, frame in enumerate(events):
+            opcode = frame.opcode
+            ready = self.ready
+            if (opcode is not TEXT and opcode is not CONT) or ready is None or not ready():
+                self._pending = events[index:]
+                return False
+            self._data_frame(frame)
+            if self.closed or not self.reading:
+                self._pending = events[index + 1 :]
+                return False
+        return True
 
     def _process(self, events: list[Any]) -> None:
         """Act on what the protocol made of the latest data: frames, its own answers, an error."""

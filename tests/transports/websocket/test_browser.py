@@ -12,7 +12,6 @@ Chromium comes from Debian's packages (``.ci/install-chromium.sh``, run by
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import gevent
 import gevent.event
 import pytest
-from helpers.browser import CHROMIUM, BrowserService, PageServer, launch, run_page, stop
+from helpers.browser import BrowserService, PageServer, launch, require_chromium, run_page, stop
 
 from dispatchers import MethodDispatcher
 from rpcengine import Request
@@ -74,10 +73,7 @@ PAGE = """<!doctype html>
 
 @pytest.mark.timeout(90)
 def test_page_uses_every_feature_of_the_browser_client() -> None:
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed: .ci/setup.sh --test installs it")
-        pytest.skip("chromium is not installed (run .ci/install-chromium.sh)")
+    require_chromium()
     service = BrowserService()
     page = PageServer()
     server = websocket.WebSocketServer(
@@ -117,10 +113,7 @@ class ReadmeService:
 def test_readme_browser_example_runs_in_chromium() -> None:
     import re
 
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed: .ci/setup.sh --test installs it")
-        pytest.skip("chromium is not installed (run .ci/install-chromium.sh)")
+    require_chromium()
     readme = Path(__file__).resolve().parents[3].joinpath("README.md").read_text()
     (snippet,) = re.findall(r"^```html\n(.*?)^```$", readme, re.MULTILINE | re.DOTALL)
     service = ReadmeService()
@@ -166,10 +159,7 @@ REFUSED_PAGE = """<!doctype html>
 @pytest.mark.timeout(90)
 def test_a_page_of_another_origin_is_refused_by_default() -> None:
     """Chromium's own Origin header: a server with default options refuses a page it did not serve."""
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed: .ci/setup.sh --test installs it")
-        pytest.skip("chromium is not installed (run .ci/install-chromium.sh)")
+    require_chromium()
     service = BrowserService()
     page = PageServer()
     guarded = websocket.WebSocketServer(("127.0.0.1", 0), {"/rpc": MethodDispatcher(service)}).start()
