@@ -43,6 +43,10 @@ __all__ = ["SessionProtocol", "TimerAction"]
 
 log = logging.getLogger(__name__)
 
+#: The most message ids a peer may skip and send later (a peer sending over several connections at
+#: once delivers out of order); an id skipped beyond this counts as a duplicate when it comes.
+MAX_ID_GAP = 64
+
 
 class TimerAction(Enum):
     """What :meth:`SessionProtocol.handle_timer` asks the driver to do."""
@@ -76,6 +80,7 @@ class SessionProtocol:
         "_detached_at",
         "_last_heartbeat",
         "_partial_since",
+        "_skipped",
         "_unacked_received",
         "ack_every",
         "attached",
@@ -138,6 +143,8 @@ class SessionProtocol:
         self.last_received = 0
         #: Whether any message with an id has been received in this session.
         self.received_any = False
+        # Ids below last_received not received yet (None: none), each still welcome once.
+        self._skipped: set[int] | None = None
         #: Highest of our message ids the peer has acknowledged.
         self.peer_acked = 0
         #: Highest message id sent in this session.
@@ -190,6 +197,7 @@ class SessionProtocol:
         self._clear_outbox()
         self.last_received = self.peer_acked = self.last_sent = 0
         self.received_any = False
+        self._skipped = None
 
     def close(self) -> None:
         """The session is over: drop the outbox; every deadline is gone."""
@@ -280,9 +288,22 @@ class SessionProtocol:
             self.peer_leaving = self.leaving = True
             return True
         ident: int = message.message_id  # type: ignore[attr-defined]
-        if ident > self.last_received or not self.received_any:
+        last = self.last_received
+        if ident > last or not self.received_any:
+            if self.received_any and 1 < ident - last <= MAX_ID_GAP:
+                # Ids skipped: on a stream they never come, but a peer sending over several
+                # connections at once (mushroom's poll client: one POST per message) may
+                # deliver them late. Each may come once.
+                skipped = self._skipped
+                if skipped is None:
+                    skipped = self._skipped = set()
+                skipped.update(range(last + 1, ident))
+                if len(skipped) > MAX_ID_GAP:
+                    skipped.clear()  # a peer this far out of order loses them: they count as duplicates
             self.last_received = ident
             self.received_any = True
+        elif self._skipped and ident in self._skipped:
+            self._skipped.discard(ident)
         elif self.resumable:
             self.duplicates_dropped += 1
             log.info("dropped duplicate message id %d (last received %d)", ident, self.last_received)

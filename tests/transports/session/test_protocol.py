@@ -116,3 +116,19 @@ def test_the_outbox_counts_its_bytes_against_the_budget(acked: int) -> None:
     assert budget.used == protocol.outbox_bytes == (50 - acked) * 30
     protocol.close()
     assert budget.used == 0
+
+
+def test_ids_that_arrive_late_are_delivered_once_and_true_duplicates_dropped() -> None:
+    # A peer that sends over several connections at once (mushroom's poll client: one POST per
+    # message) can deliver a higher id before a lower one; the lower one is not a duplicate.
+    protocol = make()
+    assert protocol.message_received(Notification(1, "m"), 0.0)
+    assert protocol.message_received(Notification(3, "m"), 0.0)
+    assert protocol.message_received(Notification(2, "m"), 0.0), "id 2 came late, not twice"
+    assert not protocol.message_received(Notification(2, "m"), 0.0), "now it is a duplicate"
+    assert not protocol.message_received(Notification(1, "m"), 0.0)
+    assert protocol.duplicates_dropped == 2
+    assert protocol.last_received == 3
+    # Skipped ids are remembered within a bound: a huge jump keeps nothing.
+    assert protocol.message_received(Notification(10_000, "m"), 0.0)
+    assert not protocol.message_received(Notification(5_000, "m"), 0.0)
