@@ -5,6 +5,8 @@
 * either passes the request to each handler, or, with ``unpack_params=True``
   or :func:`takes_params`, the call's data as arguments checked against the
   handler's signature and annotations (:mod:`dispatchers.params`);
+* :func:`blocking` marks a handler that must block a thread: it runs in a
+  bounded thread pool, off the hub (:mod:`dispatchers.blocking`);
 * :func:`dummy_rpc_handler` refuses every call (for publishers);
 * :func:`with_middleware`, :class:`SlowCallLogger` and :class:`CallStatistics`
   wrap any of them; :class:`MushroomErrors` answers with mushroom's error strings.
@@ -13,6 +15,7 @@
 # Marks this package as rpcengine's own (see rpcengine.packages); set before the imports below, which check it.
 __rpcengine_package__ = True
 
+from dispatchers.blocking import BlockingHandler, blocking, blocking_pool
 from dispatchers.introspection import DESCRIBE_METHOD
 from dispatchers.method import MethodDispatcher, dummy_rpc_handler
 from dispatchers.middleware import CallStatistics, MethodStats, MushroomErrors, SlowCallLogger, with_middleware
@@ -21,6 +24,7 @@ from dispatchers.registry import Registry
 
 __all__ = [
     "DESCRIBE_METHOD",
+    "BlockingHandler",
     "CallStatistics",
     "MethodDispatcher",
     "MethodStats",
@@ -28,6 +32,8 @@ __all__ = [
     "ParamsHandler",
     "Registry",
     "SlowCallLogger",
+    "blocking",
+    "blocking_pool",
     "dummy_rpc_handler",
     "takes_params",
     "with_middleware",

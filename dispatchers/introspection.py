@@ -33,6 +33,7 @@ import inspect
 from collections.abc import Iterable
 from typing import Any
 
+from dispatchers.blocking import BlockingHandler
 from dispatchers.params import ParamsHandler, json_default, signature_text
 from dispatchers.validation import annotation_text
 from rpcengine.engine import RpcHandler
@@ -64,6 +65,8 @@ def describe_parameter(param: inspect.Parameter) -> dict[str, Any]:
 
 def _describe(name: str, handler: RpcHandler) -> dict[str, Any]:
     """Return the description of one handler."""
+    if isinstance(handler, BlockingHandler):
+        handler = handler.handler
     if isinstance(handler, ParamsHandler):
         params = list(handler.signature.parameters.values())
         returns = handler.signature.return_annotation

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union, overload
 
+from dispatchers.blocking import BlockingHandler, is_blocking
 from dispatchers.validation import Check, ParamTypeError, annotation_text, compile_check, key_segment
 from rpcengine.engine import RpcHandler
 from rpcengine.errors import RequestException
@@ -95,8 +96,18 @@ def make_handler(name: str, func: Callable[..., Any], *, unpack_params: bool, va
     """Return what a dispatcher calls for ``func`` exposed as ``name``: ``func`` itself, or a ParamsHandler.
 
     A ParamsHandler when ``unpack_params`` is set or ``func`` is marked by
-    :func:`takes_params`. Raises TypeError as :class:`ParamsHandler` does.
+    :func:`takes_params`; run in a thread (a
+    :class:`~dispatchers.blocking.BlockingHandler`) when marked by
+    :func:`~dispatchers.blocking.blocking`. Raises TypeError as :class:`ParamsHandler` does.
     """
+    handler = _params_handler(name, func, unpack_params=unpack_params, validate=validate)
+    if is_blocking(func):
+        return BlockingHandler(handler)
+    return handler
+
+
+def _params_handler(name: str, func: Callable[..., Any], *, unpack_params: bool, validate: bool) -> RpcHandler:
+    """Return ``func`` itself, or the ParamsHandler around it (see :func:`make_handler`)."""
     options = getattr(func, _MARKER, None)
     if isinstance(options, ParamsOptions):
         return ParamsHandler(name, func, validate=validate if options.validate is None else options.validate)

@@ -6,12 +6,14 @@ the :mod:`dispatchers` package and transports in :mod:`transports`; the
 command line, which uses both, in :mod:`rpcengine.cli` (never imported here).
 """
 
+from rpcengine.calls import Call
 from rpcengine.codec import Codec, OrjsonCodec, UjsonCodec, default_codec
-from rpcengine.engine import Engine, error_data
+from rpcengine.engine import Engine, current_deadline, error_data
 from rpcengine.errors import (
     ConnectionLost,
     DecodeError,
     EncodeError,
+    HandlerInterrupted,
     HandshakeError,
     InvalidMessage,
     MessageRefused,
@@ -19,16 +21,25 @@ from rpcengine.errors import (
     MethodNotFound,
     OutboxFull,
     ProtocolError,
+    RequestCancelled,
     RequestException,
     RequestTimeout,
     RpcError,
     TooManyPendingRequests,
+    WrongThread,
 )
-from rpcengine.messages import Disconnect, Error, Heartbeat, Message, Notification, Request, Response
+from rpcengine.features import ALL_FEATURES, CANCEL, DEADLINE
+from rpcengine.hubthread import HubThread
+from rpcengine.messages import Cancel, Disconnect, Error, Heartbeat, Message, Notification, Request, Response
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL_FEATURES",
+    "CANCEL",
+    "DEADLINE",
+    "Call",
+    "Cancel",
     "Codec",
     "ConnectionLost",
     "DecodeError",
@@ -36,8 +47,10 @@ __all__ = [
     "EncodeError",
     "Engine",
     "Error",
+    "HandlerInterrupted",
     "HandshakeError",
     "Heartbeat",
+    "HubThread",
     "InvalidMessage",
     "Message",
     "MessageRefused",
@@ -48,13 +61,16 @@ __all__ = [
     "OutboxFull",
     "ProtocolError",
     "Request",
+    "RequestCancelled",
     "RequestException",
     "RequestTimeout",
     "Response",
     "RpcError",
     "TooManyPendingRequests",
     "UjsonCodec",
+    "WrongThread",
     "__version__",
+    "current_deadline",
     "default_codec",
     "error_data",
 ]

@@ -1,4 +1,4 @@
-"""The timeouts of an engine's waiting requests, on one timer.
+"""The timeouts of an engine's calls (and the deadlines of the requests it runs), on one timer.
 
 A gevent ``Timeout`` per request creates, starts, stops and closes a timer
 watcher for every call. An engine instead keeps its waiting requests in one
@@ -15,20 +15,19 @@ The timer stays armed while nothing waits, but then it does not keep the
 hub's loop alive (``ref`` false), so a program's ``gevent.wait()`` is not
 held up by a timeout nobody is waiting for any more.
 
-Nothing here blocks; the timer's callback runs in the hub and wakes each
-expired caller through its :class:`gevent.hub.Waiter`.
+Nothing here blocks; the timer's callback runs in the hub and hands each
+expired item to the ``expired`` callback given at construction (which must
+not block either). An item is any object with a ``_deadline`` attribute.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import gevent
-
-if TYPE_CHECKING:
-    from rpcengine.messages import Request
 
 __all__ = ["Deadlines"]
 
@@ -36,38 +35,43 @@ _NEVER = float("inf")
 
 
 class Deadlines:
-    """Wake requests whose timeout passed; one timer for all of them (one instance per hub thread)."""
+    """Call ``expired(item)`` (in the hub) for each item whose deadline passed; one timer for all of them."""
 
-    def __init__(self) -> None:
+    def __init__(self, expired: Callable[[Any], object]) -> None:
         self._loop = gevent.get_hub().loop
-        self._queues: dict[float, deque[Request]] = {}
+        self._expired = expired
+        self._queues: dict[float, deque[Any]] = {}
         self._timer: Any = None
         self._armed_at = _NEVER
         self._waiting = 0
 
     @property
     def waiting(self) -> int:
-        """Number of requests with a deadline that still wait."""
+        """Number of items with a deadline that has not passed yet."""
         return self._waiting
 
-    def add(self, request: Request, timeout: float) -> None:
-        """Make ``request`` (waiting on its ``_waiter``) time out ``timeout`` seconds from now."""
-        deadline = time.monotonic() + timeout
-        request._deadline = deadline
+    def add(self, item: Any, timeout: float, deadline: float | None = None) -> None:
+        """Make ``item`` expire ``timeout`` seconds from now (or at ``deadline``, which is that far from when it began).
+
+        Items added with the same ``timeout`` must be added in the order of their deadlines.
+        """
+        if deadline is None:
+            deadline = time.monotonic() + timeout
+        item._deadline = deadline
         queue = self._queues.get(timeout)
         if queue is None:
             queue = self._queues[timeout] = deque()
-        queue.append(request)
+        queue.append(item)
         self._waiting += 1
         if deadline < self._armed_at:
             self._arm(deadline)
         elif self._waiting == 1:
             self._timer.ref = True
 
-    def remove(self, request: Request, timeout: float) -> None:
-        """``request`` stopped waiting (answered, timed out, failed or killed); forget it."""
+    def remove(self, item: Any, timeout: float) -> None:
+        """``item`` ended before its deadline (answered, failed, cancelled); forget it."""
         self._waiting -= 1
-        request._deadline = None
+        item._deadline = None
         queue = self._queues.get(timeout)
         if queue is None:
             return
@@ -90,22 +94,24 @@ class Deadlines:
         timer.ref = self._waiting > 0
 
     def _fire(self) -> None:
-        """Timer callback (in the hub): wake every request whose deadline passed; re-arm for the next."""
+        """Timer callback (in the hub): expire every item whose deadline passed; re-arm for the next."""
         self._armed_at = _NEVER
         now = time.monotonic()
-        expired: list[Request] = []
+        expired: list[Any] = []
         earliest = _NEVER
         queues = self._queues
         for timeout in list(queues):
             queue = queues[timeout]
             while queue:
-                request = queue[0]
-                deadline = request._deadline
+                item = queue[0]
+                deadline = item._deadline
                 if deadline is None:
                     queue.popleft()
                 elif deadline <= now:
                     queue.popleft()
-                    expired.append(request)
+                    item._deadline = None
+                    self._waiting -= 1
+                    expired.append(item)
                 else:
                     if deadline < earliest:
                         earliest = deadline
@@ -114,11 +120,11 @@ class Deadlines:
                 del queues[timeout]
         if earliest < _NEVER:
             self._arm(earliest)
-        for request in expired:
-            waiter = request._waiter
-            if waiter is not None:
-                request._waiter = None
-                waiter.switch(None)
+        if self._waiting == 0 and self._timer is not None:
+            self._timer.ref = False
+        callback = self._expired
+        for item in expired:
+            callback(item)
 
     def close(self) -> None:
         """Stop the timer (nothing waits any more)."""

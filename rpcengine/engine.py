@@ -2,31 +2,53 @@
 
 An Engine sits between application code and one transport. It holds no
 socket: the transport calls :meth:`Engine.handle_message` for every inbound
-message and :meth:`Engine.connection_lost` when it ends. Everything here
-runs on gevent and is meant for one OS thread.
+message and :meth:`Engine.connection_lost` when it ends. An engine belongs
+to the OS thread (and gevent hub) it was made on: its methods run there,
+except :meth:`Engine.submit`, :meth:`Engine.submit_async` and
+:meth:`Engine.notify_threadsafe`, which any thread may call; the others
+raise :class:`~rpcengine.errors.WrongThread` elsewhere.
+
+Calls that do not tie up the caller: :meth:`Engine.call` sends and returns
+a :class:`~rpcengine.calls.Call` handle. On a session that negotiated the
+``cancel`` and ``deadline`` features (:mod:`rpcengine.features`), a call
+that times out or is cancelled tells the peer with a Cancel, a call with a
+timeout carries it to the peer, and the peer's Cancel or deadline stops the
+work here: a queued request never starts, a running handler is interrupted
+(:class:`~rpcengine.errors.HandlerInterrupted` raised in its greenlet).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
+import gevent
 from gevent.event import Event
-from gevent.hub import Waiter
+from gevent.monkey import get_original
 
+from rpcengine.calls import Call
 from rpcengine.deadlines import Deadlines
 from rpcengine.errors import (
     ConnectionLost,
     EncodeError,
+    HandlerInterrupted,
     MethodNotFound,
     OutboxFull,
+    RequestCancelled,
     RequestException,
     RequestTimeout,
     TooManyPendingRequests,
+    WrongThread,
 )
+from rpcengine.features import CANCEL, DEADLINE, MAX_TIMEOUT_MS
 from rpcengine.messages import (
     MAX_MESSAGE_ID,
+    Cancel,
     Error,
     Message,
     Notification,
@@ -37,7 +59,14 @@ from rpcengine.transport import TransportInterface
 from rpcengine.wire import error_data
 from rpcengine.workers import WorkerPool
 
-__all__ = ["DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_PENDING", "Engine", "RpcHandler", "error_data"]
+__all__ = [
+    "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_PENDING",
+    "Engine",
+    "RpcHandler",
+    "current_deadline",
+    "error_data",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +78,38 @@ RpcHandler: TypeAlias = Callable[[Request | Notification], Any]
 DEFAULT_MAX_PENDING = 65536
 #: Default number of inbound requests and notifications handled at once.
 DEFAULT_MAX_CONCURRENCY = 64
+#: Cancels remembered for requests not delivered yet (still in the transport's read-ahead), at most.
+MAX_EARLY_CANCELS = 1024
+
+# The thread id, unpatched: a monkey-patched threading would name greenlets instead of threads.
+_get_ident: Callable[[], int] = get_original("_thread", "get_ident")
+
+# An inbound request's progress (Request._state): not tracked (no cancel feature, no deadline),
+# queued for a worker, running, answered (or to be answered without running).
+_UNTRACKED, _QUEUED, _RUNNING, _ANSWERED = 0, 1, 2, 3
+
+# The deadline (time.monotonic) of the request each worker greenlet is running, for those that have one:
+# a handler's own calls default to the time its caller has left.
+_HANDLER_DEADLINES: dict[Any, float] = {}
+
+_CANCELLED_DATA = "the caller cancelled the request"
+_DEADLINE_DATA = "the caller's deadline passed"
+
+
+def current_deadline() -> float | None:
+    """Return the deadline (``time.monotonic()``) of the inbound request the calling handler runs, if it has one.
+
+    A handler's own :meth:`Engine.request` and :meth:`Engine.call` use the
+    time left as their timeout (or less, if given less). Does not block.
+    """
+    if not _HANDLER_DEADLINES:
+        return None
+    return _HANDLER_DEADLINES.get(gevent.getcurrent())
+
+
+def _timeout_ms(timeout: float) -> int:
+    """Return ``timeout`` seconds as a Request's fifth item: integer milliseconds, at least 1, at most 8 digits."""
+    return min(MAX_TIMEOUT_MS, max(1, int(timeout * 1000 + 0.999)))
 
 
 class Engine:
@@ -66,6 +127,8 @@ class Engine:
     ``max_concurrency`` bounds the inbound messages handled at once; when
     all are busy, :meth:`handle_message` blocks, which stops the transport
     from reading more.
+
+    The engine belongs to the thread that makes it (see the module docstring).
     """
 
     def __init__(
@@ -83,11 +146,22 @@ class Engine:
         self.max_pending = max_pending
         self.closed = False
         self._last_message_id = 0
-        self._pending: dict[int, Request] = {}
+        self._pending: dict[int, Call] = {}
         self._workers = WorkerPool(max_concurrency)
         self._close_callbacks: list[Callable[[Engine], object]] = []
         self._no_pending: Event | None = None
         self._deadlines: Deadlines | None = None
+        self._hub = gevent.get_hub()
+        self._loop = self._hub.loop
+        self._thread = _get_ident()
+        # Inbound requests that can be cancelled, by id, until answered; and the deadlines of those with one.
+        self._inbound: dict[int, Request] = {}
+        self._inbound_deadlines: Deadlines | None = None
+        self._highest_inbound = -1
+        self._early_cancels: dict[int, None] = {}
+        # Calls and notifications handed over by other threads, taken by one greenlet here.
+        self._submissions: deque[tuple[Future[Any], bool, str, Any, float | None]] = deque()
+        self._submitter: gevent.Greenlet[Any, Any] | None = None
         transport.bind(self)
 
     @property
@@ -111,7 +185,7 @@ class Engine:
 
     @property
     def pending_count(self) -> int:
-        """Number of requests sent and not yet answered, timed out or lost."""
+        """Number of requests sent and not yet answered, timed out, cancelled or lost."""
         return len(self._pending)
 
     def send(self, message: Message, **kwargs: Any) -> None:
@@ -129,9 +203,12 @@ class Engine:
     def notify(self, method: str, data: Any = None, **kwargs: Any) -> None:
         """Send a notification: call ``method`` on the peer without waiting for an answer.
 
-        Raises as :meth:`send` does, and OutboxFull when the transport stays
-        congested (see :meth:`request`).
+        Raises as :meth:`send` does, OutboxFull when the transport stays
+        congested (see :meth:`request`), and WrongThread when called from
+        another OS thread (use :meth:`notify_threadsafe` there).
         """
+        if _get_ident() != self._thread:
+            raise WrongThread("Engine.notify called from another thread; use notify_threadsafe()")
         if self.closed:
             raise ConnectionLost("the transport is closed")
         transport = self.transport
@@ -139,72 +216,215 @@ class Engine:
             transport.wait_for_room()
         transport.send(Notification(self.next_message_id(), method, data), **kwargs)
 
+    def call(self, method: str, data: Any = None, timeout: float | None = None, **kwargs: Any) -> Call:
+        """Send a request now and return its :class:`~rpcengine.calls.Call` handle, without waiting for the answer.
+
+        ``timeout`` in seconds, or the engine's ``default_timeout`` when
+        ``None``; inside a handler whose caller set a deadline, at most the
+        time it has left. When it passes the call ends with RequestTimeout
+        (and the peer is sent a Cancel, if its session takes one). Blocks
+        (yields) only while the transport is congested. Raises at once, leaving
+        nothing behind: ConnectionLost (the transport ended, or either side
+        sent Disconnect), TooManyPendingRequests, OutboxFull, EncodeError,
+        and WrongThread from another OS thread (use :meth:`submit` there).
+        """
+        if _get_ident() != self._thread:
+            raise WrongThread("Engine.call/request called from another thread; use submit() or submit_async()")
+        if self.closed:
+            raise ConnectionLost("the transport is closed")
+        transport = self.transport
+        if transport.leaving:
+            raise ConnectionLost("the connection is closing (Disconnect sent or received)")
+        pending = self._pending
+        if len(pending) >= self.max_pending:
+            raise TooManyPendingRequests(f"{len(pending)} requests are already pending")
+        if transport.congested:
+            # Wait before numbering: ids reach the wire in order, and the bound is never passed.
+            transport.wait_for_room()
+        if timeout is None:
+            timeout = self.default_timeout
+        if _HANDLER_DEADLINES:
+            timeout = self._within_handler_deadline(timeout)
+        ident = self.next_message_id()
+        request = Request(ident, method, data)
+        if timeout is not None and DEADLINE in transport.features:
+            request.timeout_ms = _timeout_ms(timeout)
+        call = Call(self, request, timeout)
+        pending[ident] = call
+        try:
+            transport.send(request, **kwargs)
+        except BaseException:
+            if pending.pop(ident, None) is not None and self._no_pending is not None and not pending:
+                self._no_pending.set()
+            raise
+        if timeout is not None and call._outcome is None:
+            deadlines = self._deadlines
+            if deadlines is None:
+                deadlines = self._deadlines = Deadlines(self._time_out)
+            deadlines.add(call, timeout)
+        return call
+
     def request(self, method: str, data: Any = None, timeout: float | None = None, **kwargs: Any) -> Any:
         """Send a request and wait (yielding to the hub) for its answer; return the answer's data.
 
-        ``timeout`` in seconds, or the engine's ``default_timeout`` when
-        ``None``. Raises :class:`~rpcengine.errors.RequestException` (with the
-        peer's error data) when answered by an Error,
+        The same as ``call(method, data, timeout).get()``: ``timeout`` in
+        seconds, or the engine's ``default_timeout`` when ``None``. Raises
+        :class:`~rpcengine.errors.RequestException` (with the peer's error
+        data) when answered by an Error,
         :class:`~rpcengine.errors.RequestTimeout` when no answer came in
         time, :class:`~rpcengine.errors.ConnectionLost` when the transport
         ended first or the peer is disconnecting,
         :class:`~rpcengine.errors.TooManyPendingRequests` when ``max_pending``
         requests already wait, :class:`~rpcengine.errors.OutboxFull` when the
         transport stays congested (its peer acknowledges nothing) for its
-        outbox timeout, and :class:`~rpcengine.errors.EncodeError` when
-        ``data`` cannot be encoded. In every case the request leaves no entry
-        behind.
+        outbox timeout, :class:`~rpcengine.errors.EncodeError` when
+        ``data`` cannot be encoded, and WrongThread from another OS thread.
+        In every case the request leaves no entry behind: if the waiting
+        greenlet is killed or interrupted, the call is cancelled.
         """
+        call = self.call(method, data, timeout, **kwargs)
+        try:
+            return call.get()
+        except BaseException:
+            if call._outcome is None:
+                self._cancel_call(call)
+            raise
+
+    def _within_handler_deadline(self, timeout: float | None) -> float | None:
+        """Return ``timeout`` cut to what the calling handler's own caller has left, if it set a deadline."""
+        deadline = _HANDLER_DEADLINES.get(gevent.getcurrent())
+        if deadline is None:
+            return timeout
+        remaining = max(0.0, deadline - time.monotonic())
+        return remaining if timeout is None or remaining < timeout else timeout
+
+    # -- ending calls -----------------------------------------------------
+
+    def _forget(self, call: Call) -> bool:
+        """Take ``call`` out of the pending ones; return False if it was not there."""
+        pending = self._pending
+        if pending.pop(call.message_id, None) is None:
+            return False
+        if self._no_pending is not None and not pending:
+            self._no_pending.set()
+        deadlines = self._deadlines
+        if call._deadline is not None and deadlines is not None:
+            deadlines.remove(call, call.timeout)  # type: ignore[arg-type]
+        return True
+
+    def _time_out(self, call: Call) -> None:
+        """Deadlines callback (in the hub): ``call`` got no answer in time; end it and tell the peer."""
+        if call._outcome is not None or not self._forget(call):
+            return
+        call._finish(RequestTimeout(f"no answer to {call.method!r} (id {call.message_id}) within {call.timeout} s"))
+        self._send_cancel(call.message_id)
+
+    def _cancel_call(self, call: Call) -> bool:
+        """End ``call`` with RequestCancelled and tell the peer; return False if it had ended."""
+        if _get_ident() != self._thread:
+            raise WrongThread("Call.cancel called from another thread; cancel the future submit() returned")
+        if call._outcome is not None:
+            return False
+        self._forget(call)
+        call._finish(RequestCancelled(f"call to {call.method!r} (id {call.message_id}) cancelled"))
+        self._send_cancel(call.message_id)
+        return True
+
+    def _send_cancel(self, request_id: int) -> None:
+        """Tell the peer (if its session takes Cancel) that this side gave up on ``request_id``; does not block."""
+        if not self.closed and CANCEL in self.transport.features:
+            # From a greenlet of its own: the hub (a timeout) must not block, nor must Call.cancel().
+            gevent.spawn(self._send_cancel_now, request_id)
+
+    def _send_cancel_now(self, request_id: int) -> None:
+        """Send ``[5, id, request_id]``, logging instead of raising if the transport is gone."""
+        if not self.closed:
+            self._send_quietly(Cancel(self.next_message_id(), request_id))
+
+    # -- other threads ----------------------------------------------------
+
+    def submit(self, method: str, data: Any = None, timeout: float | None = None) -> Future[Any]:
+        """Send a request from any OS thread; return a ``concurrent.futures.Future`` of the answer's data.
+
+        Does not block. The call is made on the engine's hub (handed over
+        through the loop's thread-safe callback); the future ends as
+        :meth:`Call.get <rpcengine.calls.Call.get>` would: with the data, or
+        with RequestException, RequestTimeout, ConnectionLost,
+        RequestCancelled, ... Cancelling the future cancels the call (and
+        tells the peer). Raises TooManyPendingRequests at once when
+        ``max_pending`` calls are pending or handed over, and ConnectionLost
+        once the engine is closed. From the hub's own thread, prefer
+        :meth:`call` (waiting on the future there would block the hub).
+        """
+        return self._hand_over(True, method, data, timeout)
+
+    def notify_threadsafe(self, method: str, data: Any = None) -> Future[None]:
+        """Send a notification from any OS thread; return a future that ends once it was handed to the transport.
+
+        Does not block; raises as :meth:`submit` does.
+        """
+        return self._hand_over(False, method, data, None)
+
+    async def submit_async(self, method: str, data: Any = None, timeout: float | None = None) -> Any:
+        """Await a request from an asyncio loop running in another thread; return the answer's data.
+
+        Never blocks the asyncio loop. Cancelling the awaiting task cancels
+        the call (and sends the peer a Cancel). Raises as :meth:`submit` and
+        :meth:`Call.get <rpcengine.calls.Call.get>` do.
+        """
+        return await asyncio.wrap_future(self.submit(method, data, timeout))
+
+    def _hand_over(self, is_call: bool, method: str, data: Any, timeout: float | None) -> Future[Any]:
+        """Queue a call or notification for the submitter greenlet (any thread); wake it."""
         if self.closed:
             raise ConnectionLost("the transport is closed")
-        if self.transport.leaving:
-            raise ConnectionLost("the connection is closing (Disconnect sent or received)")
-        pending = self._pending
-        if len(pending) >= self.max_pending:
-            raise TooManyPendingRequests(f"{len(pending)} requests are already pending")
-        transport = self.transport
-        if transport.congested:
-            # Wait before numbering: ids reach the wire in order, and the bound is never passed.
-            transport.wait_for_room()
-        ident = self.next_message_id()
-        request = Request(ident, method, data)
-        pending[ident] = request
-        if timeout is None:
-            timeout = self.default_timeout
-        try:
-            transport.send(request, **kwargs)
-            if request.response is None:
-                self._wait(request, timeout)
-        finally:
-            pending.pop(ident, None)
-            if self._no_pending is not None and not pending:
-                self._no_pending.set()
-        response = request.response
-        kind = type(response)
-        if kind is Response:
-            return response.data  # type: ignore[union-attr]
-        if kind is Error:
-            raise RequestException(response.data)  # type: ignore[union-attr]
-        if response is None:
-            raise RequestTimeout(f"no answer to {method!r} (id {ident}) within {timeout} s")
-        raise response  # type: ignore[misc]  # the ConnectionLost that ended it
+        submissions = self._submissions
+        if len(self._pending) + len(submissions) >= self.max_pending:
+            raise TooManyPendingRequests(f"{len(self._pending) + len(submissions)} requests are already pending")
+        future: Future[Any] = Future()
+        submissions.append((future, is_call, method, data, timeout))
+        self._loop.run_callback_threadsafe(self._start_submitter)
+        return future
 
-    def _wait(self, request: Request, timeout: float | None) -> None:
-        """Block (yielding) until ``request`` is answered or failed, or ``timeout`` passed."""
-        waiter: Waiter[Any] = Waiter()
-        request._waiter = waiter
-        deadlines = None
-        if timeout is not None:
-            deadlines = self._deadlines
-            if deadlines is None:
-                deadlines = self._deadlines = Deadlines()
-            deadlines.add(request, timeout)
+    def _start_submitter(self) -> None:
+        """Hub callback: make sure a greenlet takes the handed-over calls."""
+        if self._submitter is None and self._submissions:
+            self._submitter = gevent.spawn(self._take_submissions)
+
+    def _take_submissions(self) -> None:
+        """Make the calls other threads handed over, in order (blocking, yielding, only for backpressure)."""
+        submissions = self._submissions
         try:
-            waiter.get()
+            while submissions:
+                future, is_call, method, data, timeout = submissions.popleft()
+                if future.cancelled():
+                    continue
+                try:
+                    if is_call:
+                        call = self.call(method, data, timeout)
+                    else:
+                        self.notify(method, data)
+                except Exception as exc:
+                    _settle(future, None, exc)
+                    continue
+                if is_call:
+                    call.add_done_callback(_FutureBridge(future))
+                    future.add_done_callback(_CancelBridge(self, call))
+                else:
+                    _settle(future, None, None)
         finally:
-            request._waiter = None
-            if deadlines is not None:
-                deadlines.remove(request, timeout)  # type: ignore[arg-type]
+            self._submitter = None
+            if submissions and not self.closed:
+                self._submitter = gevent.spawn(self._take_submissions)
+        if self.closed:
+            self._fail_submissions()
+
+    def _fail_submissions(self) -> None:
+        """Fail every handed-over call not made yet (the engine closed)."""
+        submissions = self._submissions
+        while submissions:
+            future = submissions.popleft()[0]
+            _settle(future, None, ConnectionLost("the transport is closed"))
 
     # -- inbound ----------------------------------------------------------
 
@@ -212,8 +432,9 @@ class Engine:
         """Handle a message received from the transport.
 
         Answers complete their pending request; Requests and Notifications
-        go to a worker (blocking, yielding, while all workers are busy). A
-        late or unknown answer is logged and dropped.
+        go to a worker (blocking, yielding, while all workers are busy); a
+        Cancel is acted on at once. A late or unknown answer is logged and
+        dropped.
         """
         # mypy cannot narrow ``message`` through ``kind``, and a cast() would cost a call per
         # message: the casts below run for the type checker only.
@@ -221,17 +442,24 @@ class Engine:
         if kind is Response or kind is Error:
             if TYPE_CHECKING:
                 message = cast("Response | Error", message)
-            request = self._pending.pop(message.request_message_id, None)
-            if request is None:
+            pending = self._pending
+            call = pending.pop(message.request_message_id, None)
+            if call is None:
                 log.info("dropped %s for unknown or expired request %d", kind.__name__, message.request_message_id)
-            else:
-                request.set_response(message)
+                return
+            if self._no_pending is not None and not pending:
+                self._no_pending.set()
+            if call._deadline is not None:
+                self._deadlines.remove(call, call.timeout)  # type: ignore[union-attr, arg-type]
+            call._finish(message)
         elif self.closed:
             log.debug("dropped %r received after the transport closed", message)
         elif kind is Request:
             if TYPE_CHECKING:
                 message = cast(Request, message)
             message.engine = self
+            if (message._deadline is not None or CANCEL in self.transport.features) and not self._admit(message):
+                return
             if not self._workers.submit(self._run_request, message):
                 log.debug("request %r dropped: the engine closed while it waited", message)
         elif kind is Notification:
@@ -240,13 +468,95 @@ class Engine:
             message.engine = self
             if not self._workers.submit(self._run_notification, message):
                 log.debug("notification %r dropped: the engine closed while it waited", message)
+        elif kind is Cancel:
+            if TYPE_CHECKING:
+                message = cast(Cancel, message)
+            self._cancel_inbound(message.request_message_id)
         # Heartbeat and Disconnect concern the transport, which acts on them before they get here.
+
+    def _admit(self, request: Request) -> bool:
+        """Track an inbound request that may be cancelled or has a deadline; return False if it must not run."""
+        ident = request.message_id
+        if ident > self._highest_inbound:
+            self._highest_inbound = ident
+        early = self._early_cancels
+        if early and ident in early:
+            del early[ident]
+            log.debug("request %r (id %d) cancelled before it was delivered", request.method, ident)
+            request._state = _ANSWERED
+            self._answer_soon(ident, "cancelled", _CANCELLED_DATA)
+            return False
+        deadline = request._deadline
+        if deadline is not None:
+            if deadline <= time.monotonic():
+                request._deadline = None
+                request._state = _ANSWERED
+                self._answer_soon(ident, "deadline_exceeded", _DEADLINE_DATA)
+                return False
+            deadlines = self._inbound_deadlines
+            if deadlines is None:
+                deadlines = self._inbound_deadlines = Deadlines(self._deadline_passed)
+            deadlines.add(request, request.timeout_ms / 1000, deadline)  # type: ignore[operator]
+        request._state = _QUEUED
+        self._inbound[ident] = request
+        return True
+
+    def _cancel_inbound(self, request_id: int) -> None:
+        """The peer gave up on its request ``request_id``: stop it (see the module docstring)."""
+        request = self._inbound.get(request_id)
+        if request is not None:
+            self._interrupt(request, "cancelled", _CANCELLED_DATA)
+        elif request_id > self._highest_inbound:
+            # Not delivered yet (the transport reads ahead while every handler is busy): refuse it when it comes.
+            early = self._early_cancels
+            if len(early) >= MAX_EARLY_CANCELS:
+                del early[next(iter(early))]
+            early[request_id] = None
+        else:
+            log.debug("Cancel for unknown or finished request %d ignored", request_id)
+
+    def _deadline_passed(self, request: Request) -> None:
+        """Deadlines callback (in the hub): the caller of ``request`` stopped waiting."""
+        self._interrupt(request, "deadline_exceeded", _DEADLINE_DATA)
+
+    def _interrupt(self, request: Request, reason: str, text: str) -> None:
+        """Stop ``request``: never start it if it waits for a worker, else interrupt its handler; does not block."""
+        state = request._state
+        if state == _QUEUED:
+            request._state = _ANSWERED
+            self._workers.withdraw(self._run_request, request)
+            self._forget_inbound(request)
+            log.debug("request %r (id %d) %s before it started", request.method, request.message_id, reason)
+            self._answer_soon(request.message_id, reason, text)
+        elif state == _RUNNING and request._interrupt is None:
+            request._interrupt = reason
+            self._loop.run_callback(_throw_into_handler, request)
+
+    def _forget_inbound(self, request: Request) -> None:
+        """``request`` is answered (or will be): it can no longer be cancelled; its deadline is gone."""
+        inbound = self._inbound
+        if inbound.get(request.message_id) is request:
+            del inbound[request.message_id]
+        if request._deadline is not None and self._inbound_deadlines is not None:
+            self._inbound_deadlines.remove(request, request.timeout_ms / 1000)  # type: ignore[operator]
+
+    def _answer_soon(self, request_id: int, kind: str, text: str) -> None:
+        """Answer ``request_id`` with the Error ``{"error": kind}`` from a greenlet of its own (never blocks here)."""
+        gevent.spawn(self._answer_now, request_id, kind, text)
+
+    def _answer_now(self, request_id: int, kind: str, text: str) -> None:
+        """Send the Error made by :meth:`_answer_soon` (numbered now, so that ids reach the wire in order)."""
+        if not self.closed:
+            self._send_quietly(Error(self.next_message_id(), request_id, error_data(kind, text)))
 
     def _run_request(self, request: Request) -> None:
         """Call the handler for ``request`` and send exactly one answer."""
         if self.closed:
             # Its connection is gone for good: the answer could not be sent, so the work is not done.
             log.debug("request %r (id %d) not started: the transport ended", request.method, request.message_id)
+            return
+        if request._state:
+            self._run_tracked(request)
             return
         try:
             result = self.rpc_handler(request)
@@ -261,6 +571,51 @@ class Engine:
         except Exception:
             log.exception("handler for request %r (id %d) raised", request.method, request.message_id)
             reply = Error(self.next_message_id(), request.message_id, error_data("internal_error", "internal error"))
+        self._send_reply(request, reply)
+
+    def _run_tracked(self, request: Request) -> None:
+        """Run a request that may be cancelled or has a deadline: interruptible, answered exactly once."""
+        if request._state != _QUEUED:
+            return  # answered while it waited (it was withdrawn, so this is rare: a race with withdraw)
+        worker = gevent.getcurrent()
+        request._state = _RUNNING
+        request._greenlet = worker
+        deadline = request._deadline
+        if deadline is not None:
+            _HANDLER_DEADLINES[worker] = deadline
+        outcome: Any = None
+        failed: BaseException | None = None
+        try:
+            try:
+                outcome = self.rpc_handler(request)
+            finally:
+                request._state = _ANSWERED
+                request._greenlet = None
+                if deadline is not None:
+                    _HANDLER_DEADLINES.pop(worker, None)
+                self._forget_inbound(request)
+        except (Exception, HandlerInterrupted) as exc:
+            failed = exc
+        ident = request.message_id
+        reason = request._interrupt
+        if reason is not None:
+            log.info("request %r (id %d) interrupted: %s", request.method, ident, reason)
+            text = _CANCELLED_DATA if reason == "cancelled" else _DEADLINE_DATA
+            reply: Response | Error = Error(self.next_message_id(), ident, error_data(reason, text))
+        elif failed is None:
+            reply = Response(self.next_message_id(), ident, outcome)
+        elif isinstance(failed, MethodNotFound):
+            reply = Error(self.next_message_id(), ident, _method_not_found_data(failed))
+        elif isinstance(failed, RequestException):
+            reply = Error(self.next_message_id(), ident, failed.data)
+        else:
+            log.error("handler for request %r (id %d) raised", request.method, ident, exc_info=failed)
+            reply = Error(self.next_message_id(), ident, error_data("internal_error", "internal error"))
+        del failed
+        self._send_reply(request, reply)
+
+    def _send_reply(self, request: Request, reply: Response | Error) -> None:
+        """Send the one answer to ``request``, logging (never raising) when it cannot go."""
         try:
             self.transport.send(reply)
         except EncodeError as exc:
@@ -307,7 +662,8 @@ class Engine:
         """Called by the transport when it ends: fail every pending request at once.
 
         Idempotent. Handlers already running go on (their answers cannot be
-        sent); idle workers exit.
+        sent); idle workers exit. Calls handed over by other threads and not
+        made yet fail too.
         """
         if self.closed:
             return
@@ -315,7 +671,12 @@ class Engine:
         self.fail_pending(str(reason) if reason is not None else "connection lost")
         if self._deadlines is not None and not self._deadlines.waiting:
             self._deadlines.close()
+        if self._inbound_deadlines is not None:
+            self._inbound_deadlines.close()
+        self._inbound.clear()
         self._workers.close()
+        if self._submitter is None:
+            self._fail_submissions()
         callbacks, self._close_callbacks = self._close_callbacks, []
         for callback in callbacks:
             try:
@@ -326,8 +687,11 @@ class Engine:
     def fail_pending(self, reason: str) -> int:
         """Fail every pending request with ConnectionLost(reason), keep the engine open; return how many."""
         pending, self._pending = self._pending, {}
-        for request in pending.values():
-            request.set_response(ConnectionLost(reason))
+        deadlines = self._deadlines
+        for call in pending.values():
+            if call._deadline is not None and deadlines is not None:
+                deadlines.remove(call, call.timeout)  # type: ignore[arg-type]
+            call._finish(ConnectionLost(reason))
         if self._no_pending is not None:
             self._no_pending.set()
         return len(pending)
@@ -354,12 +718,63 @@ class Engine:
 
     @property
     def active_handlers(self) -> int:
-        """Number of inbound requests and notifications being handled now."""
+        """Number of inbound requests and notifications being handled now (or queued for a worker)."""
         return self._workers.busy
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<Engine {state} pending={len(self._pending)} transport={self.transport!r}>"
+
+
+def _throw_into_handler(request: Request) -> None:
+    """Hub callback: raise HandlerInterrupted in the greenlet still running ``request`` (never in a later job)."""
+    worker = request._greenlet
+    if request._state == _RUNNING and worker is not None and request._interrupt is not None:
+        worker.throw(HandlerInterrupted(request._interrupt))
+
+
+def _settle(future: Future[Any], result: Any, exc: BaseException | None) -> None:
+    """End a thread's ``future`` (in the hub thread); a future its thread cancelled meanwhile stays cancelled."""
+    try:
+        if exc is None:
+            future.set_result(result)
+        else:
+            future.set_exception(exc)
+    except InvalidStateError:
+        log.debug("future %r was cancelled before its call ended", future)
+
+
+class _FutureBridge:
+    """Done callback of a submitted Call: end the thread's future with the call's outcome."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: Future[Any]) -> None:
+        self.future = future
+
+    def __call__(self, call: Call) -> None:
+        if self.future.done():
+            return
+        try:
+            result = call.result()
+        except Exception as exc:
+            _settle(self.future, None, exc)
+        else:
+            _settle(self.future, result, None)
+
+
+class _CancelBridge:
+    """Done callback of a thread's future (runs in whichever thread ends it): a cancelled future cancels its call."""
+
+    __slots__ = ("call", "engine")
+
+    def __init__(self, engine: Engine, call: Call) -> None:
+        self.engine = engine
+        self.call = call
+
+    def __call__(self, future: Future[Any]) -> None:
+        if future.cancelled() and self.call._outcome is None:
+            self.engine._loop.run_callback_threadsafe(self.call.cancel)
 
 
 def _method_not_found_data(exc: MethodNotFound) -> dict[str, Any]:

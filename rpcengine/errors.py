@@ -6,9 +6,11 @@ Every exception the library raises derives from :class:`RpcError`::
     ├── MethodNotFound            no handler for a Request or Notification
     ├── RequestException          the peer answered a Request with an Error message
     ├── RequestTimeout            no answer in time (also a builtin TimeoutError)
+    ├── RequestCancelled          this side cancelled the call (Call.cancel, a cancelled future or task)
     ├── ConnectionLost            the transport closed before the answer came
     │                             (also a builtin ConnectionError)
     ├── TooManyPendingRequests    the engine's bound on pending requests is reached
+    ├── WrongThread               a hub-only method called from another OS thread
     ├── OutboxFull                too many sent messages wait for the peer's acknowledgement
     ├── EncodeError               a value cannot be encoded as JSON (also a ValueError)
     └── ProtocolError             the peer broke the protocol (also a ValueError)
@@ -18,6 +20,11 @@ Every exception the library raises derives from :class:`RpcError`::
         │                         many fragments); carries the close code to end the connection with
         ├── InvalidMessage        JSON that is not one of the six message lists
         └── HandshakeError        a handshake object that cannot be accepted
+
+:class:`HandlerInterrupted` is the one exception outside that tree: it is
+raised *into* a handler whose caller cancelled or whose deadline passed,
+and derives from ``BaseException`` so that ``except Exception`` in a
+handler does not stop it.
 
 :class:`ProtocolError` and its subclasses describe *remote* mistakes: data
 received from a peer. :class:`EncodeError` and :class:`TooManyPendingRequests`
@@ -32,6 +39,7 @@ __all__ = [
     "ConnectionLost",
     "DecodeError",
     "EncodeError",
+    "HandlerInterrupted",
     "HandshakeError",
     "InvalidMessage",
     "MessageRefused",
@@ -39,10 +47,12 @@ __all__ = [
     "MethodNotFound",
     "OutboxFull",
     "ProtocolError",
+    "RequestCancelled",
     "RequestException",
     "RequestTimeout",
     "RpcError",
     "TooManyPendingRequests",
+    "WrongThread",
 ]
 
 
@@ -80,6 +90,37 @@ class RequestException(RpcError):
 
 class RequestTimeout(RpcError, TimeoutError):
     """A Request was not answered within its timeout."""
+
+
+class RequestCancelled(RpcError):
+    """The call was cancelled on this side before its answer came.
+
+    Raised by :meth:`~rpcengine.calls.Call.get` after
+    :meth:`~rpcengine.calls.Call.cancel`, and set on a thread's future or an
+    asyncio task that was cancelled. A late answer is dropped.
+    """
+
+
+class WrongThread(RpcError):
+    """A method that must run on the engine's own hub thread was called from another OS thread.
+
+    Use :meth:`~rpcengine.engine.Engine.submit` (or ``submit_async``,
+    ``notify_threadsafe``) from other threads.
+    """
+
+
+class HandlerInterrupted(BaseException):
+    """Raised inside a running handler whose caller cancelled (``reason`` ``"cancelled"``) or whose
+    deadline passed (``"deadline_exceeded"``).
+
+    A ``BaseException``, as ``GreenletExit`` is: ``except Exception`` in a
+    handler does not catch it. A handler may clean up in ``finally``; its
+    caller gets one Error ``{"error": reason, ...}`` whatever it returns.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ConnectionLost(RpcError, ConnectionError):

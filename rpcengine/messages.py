@@ -9,7 +9,13 @@ Request           2  ``[2, message_id, method, data]``
 Response          3  ``[3, message_id, request_message_id, data]``
 Error             4  ``[4, message_id, request_message_id, data]``
 Disconnect       -1  ``[-1]``
+Cancel            5  ``[5, message_id, request_message_id]``
 =============  ====  ==========================================
+
+Cancel, and a Request's optional fifth item ``timeout_ms`` (``[2, message_id,
+method, data, timeout_ms]``), exist only on sessions that negotiated the
+``cancel`` and ``deadline`` features (:mod:`rpcengine.features`): the parser
+accepts them only when told the features are on.
 
 Parsing is strict: :meth:`Message.from_list` accepts exactly these layouts and
 raises :class:`~rpcengine.errors.InvalidMessage` for anything else (never
@@ -20,18 +26,20 @@ method is a non-empty ``str``.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from gevent.event import Event
-from gevent.hub import Waiter
 
 from rpcengine.errors import ConnectionLost, InvalidMessage, RequestTimeout
+from rpcengine.features import CANCEL, DEADLINE, MAX_TIMEOUT_MS, NO_FEATURES
 
 if TYPE_CHECKING:
     from rpcengine.engine import Engine
 
 __all__ = [
     "MAX_MESSAGE_ID",
+    "Cancel",
     "Disconnect",
     "Error",
     "Heartbeat",
@@ -78,12 +86,14 @@ class Message:
     code: ClassVar[int]
 
     @staticmethod
-    def from_list(l: Any) -> Message:  # noqa: E741 - the seed API names it l
+    def from_list(l: Any, features: frozenset[str] = NO_FEATURES) -> Message:  # noqa: E741 - the seed API names it l
         """Parse a list as defined in the protocol into a message object.
 
         Raises :class:`~rpcengine.errors.InvalidMessage` for any value that is
         not one of the six layouts; its ``request_id`` is set when the value
-        looks like a Request whose id could be read.
+        looks like a Request whose id could be read. With ``features``
+        naming ``"cancel"`` a Cancel is accepted too, with ``"deadline"`` a
+        Request with a fifth item (see :mod:`rpcengine.features`).
         """
         if type(l) is not list:
             raise InvalidMessage(f"a message is a JSON list, got {type(l).__name__}")
@@ -100,6 +110,11 @@ class Message:
         if not l:
             raise InvalidMessage("a message list cannot be empty")
         code = l[0]
+        if features:
+            if code == 2 and len(l) == 5 and DEADLINE in features and type(code) is int:
+                return Request.from_list(l, features)
+            if code == 5 and CANCEL in features and type(code) is int:
+                return Cancel.from_list(l)
         cls = _BY_CODE.get(code) if type(code) is int else None
         if cls is None:
             raise InvalidMessage(f"unknown message code {_short(code)}", _recover_request_id(l))
@@ -138,7 +153,7 @@ class Heartbeat(Message):
         self.last_message_id = last_message_id
 
     @staticmethod
-    def from_list(l: Any) -> Heartbeat:  # noqa: E741
+    def from_list(l: Any, features: frozenset[str] = NO_FEATURES) -> Heartbeat:  # noqa: E741
         """Parse list into a heartbeat message."""
         _check_length(l, 2, "Heartbeat")
         return Heartbeat(_check_id(l[1], "last_message_id"))
@@ -165,7 +180,7 @@ class Notification(Message):
         self.engine: Engine | None = None
 
     @staticmethod
-    def from_list(l: Any) -> Notification:  # noqa: E741
+    def from_list(l: Any, features: frozenset[str] = NO_FEATURES) -> Notification:  # noqa: E741
         """Parse list into a notification message."""
         _check_length(l, 4, "Notification")
         return Notification(_check_id(l[1], "message_id"), _check_method(l[2], None), l[3])
@@ -182,7 +197,19 @@ class Request(Message):
     handler can call its peer back over the same connection.
     """
 
-    __slots__ = ("_deadline", "_event", "_waiter", "data", "engine", "message_id", "method", "response")
+    __slots__ = (
+        "_deadline",
+        "_event",
+        "_greenlet",
+        "_interrupt",
+        "_state",
+        "data",
+        "engine",
+        "message_id",
+        "method",
+        "response",
+        "timeout_ms",
+    )
     code: ClassVar[int] = 2
 
     def __init__(self, message_id: int, method: str, data: Any = None) -> None:
@@ -190,23 +217,46 @@ class Request(Message):
         self.method = method
         self.data = data
         self.engine: Engine | None = None
+        #: The caller's relative deadline in milliseconds, the fifth item (``deadline`` feature), or None.
+        self.timeout_ms: int | None = None
         #: The Response or Error once it arrived; a ConnectionLost if the transport closed first.
         self.response: Response | Error | ConnectionLost | None = None
         self._event: Event | None = None
-        # Engine.request waits on a Waiter (no Event, no Timeout: see rpcengine.deadlines).
-        self._waiter: Waiter[Any] | None = None
+        # For an inbound request: when (time.monotonic) its caller stops waiting (from timeout_ms),
+        # how far the engine got with it, the worker running it, and why it is being interrupted.
         self._deadline: float | None = None
+        self._state = 0
+        self._greenlet: Any = None
+        self._interrupt: str | None = None
+
+    @property
+    def deadline(self) -> float | None:
+        """For an inbound request with ``timeout_ms``: the ``time.monotonic()`` at which its caller gives up."""
+        return self._deadline
 
     @staticmethod
-    def from_list(l: Any) -> Request:  # noqa: E741
-        """Parse list into a request message."""
+    def from_list(l: Any, features: frozenset[str] = NO_FEATURES) -> Request:  # noqa: E741
+        """Parse list into a request message (with ``"deadline"`` in ``features``, a fifth item is allowed)."""
         request_id = _recover_request_id(l)
+        if len(l) == 5 and DEADLINE in features:
+            timeout_ms = l[4]
+            if type(timeout_ms) is not int or not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
+                raise InvalidMessage(
+                    f"a Request's timeout_ms must be an integer from 0 to {MAX_TIMEOUT_MS}, got {_short(timeout_ms)}",
+                    request_id,
+                )
+            request = Request(_check_id(l[1], "message_id"), _check_method(l[2], request_id), l[3])
+            request.timeout_ms = timeout_ms
+            request._deadline = time.monotonic() + timeout_ms / 1000
+            return request
         _check_length(l, 4, "Request", request_id)
         return Request(_check_id(l[1], "message_id"), _check_method(l[2], request_id), l[3])
 
     def to_list(self) -> list[Any]:
-        """Serialize this message into a list."""
-        return [2, self.message_id, self.method, self.data]
+        """Serialize this message into a list (five items when it carries ``timeout_ms``)."""
+        if self.timeout_ms is None:
+            return [2, self.message_id, self.method, self.data]
+        return [2, self.message_id, self.method, self.data, self.timeout_ms]
 
     def get_response(self, block: bool = True, timeout: float | None = None) -> Response | Error:
         """Get the Response or Error for this request.
@@ -234,14 +284,10 @@ class Request(Message):
         return response
 
     def set_response(self, response: Response | Error | ConnectionLost) -> bool:
-        """Record the answer and wake the waiting caller; return False if one was already set."""
+        """Record the answer and wake :meth:`get_response` callers; return False if one was already set."""
         if self.response is not None:
             return False
         self.response = response
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            waiter.hub.loop.run_callback(waiter.switch, None)
         if self._event is not None:
             self._event.set()
         return True
@@ -274,7 +320,7 @@ class Response(_Reply):
         return Response(message_id, request.message_id, data)
 
     @staticmethod
-    def from_list(l: Any) -> Response:  # noqa: E741
+    def from_list(l: Any, features: frozenset[str] = NO_FEATURES) -> Response:  # noqa: E741
         """Parse list into a response message."""
         _check_length(l, 4, "Response")
         return Response(_check_id(l[1], "message_id"), _check_id(l[2], "request_message_id"), l[3])
@@ -296,7 +342,7 @@ class Error(_Reply):
         return Error(message_id, request.message_id, data)
 
     @staticmethod
-    def from_list(l: Any) -> Error:  # noqa: E741
+    def from_list(l: Any, features: frozenset[str] = NO_FEATURES) -> Error:  # noqa: E741
         """Parse list into an error message."""
         _check_length(l, 4, "Error")
         return Error(_check_id(l[1], "message_id"), _check_id(l[2], "request_message_id"), l[3])
@@ -312,7 +358,7 @@ class Disconnect(Message):
     code: ClassVar[int] = -1
 
     @staticmethod
-    def from_list(l: Any) -> Disconnect:  # noqa: E741
+    def from_list(l: Any, features: frozenset[str] = NO_FEATURES) -> Disconnect:  # noqa: E741
         """Parse list into a disconnect message."""
         _check_length(l, 1, "Disconnect")
         return Disconnect()
@@ -320,6 +366,32 @@ class Disconnect(Message):
     def to_list(self) -> list[Any]:
         """Serialize this message into a list."""
         return [-1]
+
+
+class Cancel(Message):
+    """Cancel message: the sender gave up on its request ``request_message_id`` (``cancel`` feature).
+
+    The receiver does not start that request, or interrupts its handler, and
+    answers it with an Error ``{"error": "cancelled", ...}`` unless it had
+    answered already. A Cancel for an unknown or finished request is ignored.
+    """
+
+    __slots__ = ("message_id", "request_message_id")
+    code: ClassVar[int] = 5
+
+    def __init__(self, message_id: int, request_message_id: int) -> None:
+        self.message_id = message_id
+        self.request_message_id = request_message_id
+
+    @staticmethod
+    def from_list(l: Any, features: frozenset[str] = NO_FEATURES) -> Cancel:  # noqa: E741
+        """Parse list into a cancel message."""
+        _check_length(l, 3, "Cancel")
+        return Cancel(_check_id(l[1], "message_id"), _check_id(l[2], "request_message_id"))
+
+    def to_list(self) -> list[Any]:
+        """Serialize this message into a list."""
+        return [5, self.message_id, self.request_message_id]
 
 
 _BY_CODE: dict[int, type[Message]] = {

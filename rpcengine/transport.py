@@ -30,6 +30,9 @@ class TransportInterface(Protocol):
       and :class:`~rpcengine.errors.EncodeError` if the message cannot be
       encoded; in that case nothing was sent.
     * ``close()`` ends the transport; the engine's pending requests fail.
+    * ``features`` names the protocol features (:mod:`rpcengine.features`)
+      both ends take: the Engine sends a Cancel or a Request's fifth item
+      only when they are named, and the transport parses them only then.
     * ``closed`` tells whether it has ended.
     * ``peer_disconnecting`` tells whether the peer sent Disconnect ``[-1]``
       (the transport acts on it: it answers what is in flight, then closes);
@@ -43,6 +46,7 @@ class TransportInterface(Protocol):
     """
 
     closed: bool
+    features: frozenset[str]
 
     @property
     def peer_disconnecting(self) -> bool:

@@ -24,6 +24,7 @@ from typing import Any
 
 from rpcengine.codec import Codec
 from rpcengine.errors import InvalidMessage, ProtocolError
+from rpcengine.features import NO_FEATURES
 from rpcengine.messages import Disconnect, Error, Heartbeat, Message, Notification
 
 __all__ = [
@@ -49,9 +50,12 @@ def error_data(kind: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": kind, "message": message, **extra}
 
 
-def parse_frame(codec: Codec, frame: bytes) -> Message:
-    """Decode one frame into a message; raise a ProtocolError subclass if it is not one."""
-    return Message.from_list(codec.decode(frame))
+def parse_frame(codec: Codec, frame: bytes, features: frozenset[str] = NO_FEATURES) -> Message:
+    """Decode one frame into a message; raise a ProtocolError subclass if it is not one.
+
+    ``features`` are those the connection negotiated (see :mod:`rpcengine.features`).
+    """
+    return Message.from_list(codec.decode(frame), features)
 
 
 def bad_frame_reply(exc: ProtocolError, message_id: int) -> Error | None:

@@ -175,6 +175,19 @@ class WorkerPool:
             self._wake_one()
         return True
 
+    def withdraw(self, func: Callable[[_T], object], arg: _T) -> bool:
+        """Take back the job ``func(arg)`` if it still waits for a worker (it never runs then); return whether it did.
+
+        Does not block; its slot is free at once.
+        """
+        jobs = self._jobs
+        for index, (queued_func, queued_arg) in enumerate(jobs):
+            if queued_arg is arg and queued_func == func:
+                del jobs[index]
+                self._release()
+                return True
+        return False
+
     def _wait_for_slot(self) -> bool:
         """Block (yielding) until a slot is free; return False if the pool closed meanwhile."""
         self._waiting += 1

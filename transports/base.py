@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 from rpcengine.errors import ConnectionLost
+from rpcengine.features import NO_FEATURES
 from rpcengine.messages import Message
 
 if TYPE_CHECKING:
@@ -27,6 +28,9 @@ class Transport:
     Subclasses implement :meth:`send` and :meth:`close`, deliver inbound
     messages with :meth:`deliver` and call :meth:`lost` when they end.
     """
+
+    #: The protocol features (:mod:`rpcengine.features`) both ends of this transport take; none by default.
+    features: frozenset[str] = NO_FEATURES
 
     def __init__(self) -> None:
         self.engine: Engine | None = None

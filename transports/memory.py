@@ -9,6 +9,11 @@ gets an Error reply, any other bad frame ends the pair once what came
 before it is answered, and so does a Disconnect from the peer. Closing
 either side ends both, and the pending requests on each side fail with
 :class:`~rpcengine.errors.ConnectionLost`.
+
+Both ends take every protocol feature (:mod:`rpcengine.features`) unless
+:func:`pair` is told otherwise, so calls can be cancelled and carry their
+deadline. While every handler is busy the reader reads ahead (up to
+``capacity`` messages), so that a Cancel reaches the engine at once.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ import logging
 from typing import Any
 
 import gevent
+from gevent.event import Event
 from gevent.queue import Queue
 
 from rpcengine.codec import Codec, default_codec
 from rpcengine.engine import Engine
 from rpcengine.errors import ConnectionLost, ProtocolError
-from rpcengine.messages import Disconnect, Message, Notification, Request
+from rpcengine.features import ALL_FEATURES
+from rpcengine.messages import Cancel, Disconnect, Message, Notification, Request
 from rpcengine.packages import require_own_package
 from rpcengine.wire import bad_frame_reply, has_request_id, parse_frame
 from transports.base import Transport
@@ -39,10 +46,16 @@ _EOF = object()
 class MemoryTransport(Transport):
     """One end of an in-memory loopback pair; see :func:`pair`."""
 
-    def __init__(self, codec: Codec, capacity: int) -> None:
+    def __init__(self, codec: Codec, capacity: int, features: frozenset[str] = ALL_FEATURES) -> None:
         super().__init__()
         self.codec = codec
+        self.features = features
+        self.capacity = capacity
         self.inbox: Queue = Queue(maxsize=capacity)
+        # Messages read while every handler was busy, delivered in order by their own greenlet.
+        self._ahead: list[Message] = []
+        self._ahead_room: Any = None
+        self._deliverer: gevent.Greenlet | None = None
         self.peer: MemoryTransport | None = None
         self._reader: gevent.Greenlet | None = None
         self._peer_disconnecting = False
@@ -97,18 +110,54 @@ class MemoryTransport(Transport):
                 return
             self.frames_received += 1
             try:
-                message = parse_frame(self.codec, frame)
+                message = parse_frame(self.codec, frame, self.features)
             except ProtocolError as exc:
                 self._reject(exc)
                 continue
             kind = type(message)
-            if kind is Disconnect:
-                self._peer_disconnecting = True
-                self.finish("the peer disconnected")
+            if kind is Disconnect and not self._ahead:
+                self._disconnected()
             elif self._ending is not None and (kind is Request or kind is Notification):
                 log.debug("dropped %r: the transport is ending", message)
+            elif (self._ahead and kind is not Cancel) or (
+                (kind is Request or kind is Notification) and self.engine is not None and self.engine.saturated
+            ):
+                self._read_ahead(message)
             else:
                 self.deliver(message)
+
+    def _read_ahead(self, message: Message) -> None:
+        """Keep ``message`` for the deliverer; block (yielding) while ``capacity`` messages wait so."""
+        self._ahead.append(message)
+        if self._deliverer is None:
+            self._deliverer = gevent.spawn(self._deliver_ahead)
+        while len(self._ahead) >= self.capacity and not self.closed:
+            room = self._ahead_room
+            if room is None:
+                room = self._ahead_room = Event()
+            room.wait()
+
+    def _deliver_ahead(self) -> None:
+        """Deliver what was read ahead, in order (blocking, yielding, while every handler is busy)."""
+        ahead = self._ahead
+        try:
+            while ahead and not self.closed:
+                message = ahead.pop(0)
+                room = self._ahead_room
+                if room is not None:
+                    self._ahead_room = None
+                    room.set()
+                if type(message) is Disconnect:
+                    self._disconnected()
+                else:
+                    self.deliver(message)
+        finally:
+            self._deliverer = None
+
+    def _disconnected(self) -> None:
+        """The peer sent Disconnect: answer what it sent before, then end."""
+        self._peer_disconnecting = True
+        self.finish("the peer disconnected")
 
     def _reject(self, exc: ProtocolError) -> None:
         """Answer bad input: an Error if its request id is known, else end the pair once what came is answered."""
@@ -130,13 +179,17 @@ class MemoryTransport(Transport):
         return f"<MemoryTransport {'closed' if self.closed else 'open'}>"
 
 
-def pair(codec: Codec | None = None, capacity: int = 1024) -> tuple[MemoryTransport, MemoryTransport]:
+def pair(
+    codec: Codec | None = None, capacity: int = 1024, features: frozenset[str] = ALL_FEATURES
+) -> tuple[MemoryTransport, MemoryTransport]:
     """Return two connected loopback transports; give one to each of two Engines.
 
     ``capacity`` bounds the frames waiting in each direction: a sender blocks
-    (yields) while its peer's inbox is full.
+    (yields) while its peer's inbox is full (and as many more may be read
+    ahead while the peer's handlers are all busy). ``features`` are the
+    protocol features both ends take (``frozenset()``: those of a plain peer).
     """
     codec = codec or default_codec()
-    left, right = MemoryTransport(codec, capacity), MemoryTransport(codec, capacity)
+    left, right = MemoryTransport(codec, capacity, features), MemoryTransport(codec, capacity, features)
     left.peer, right.peer = right, left
     return left, right

@@ -21,6 +21,8 @@ TOLERANCE = 0.1
 class Sink:
     """An engine stand-in on the far end that takes every message and answers none."""
 
+    saturated = False  # it takes every message at once
+
     def handle_message(self, message: Any) -> None:
         """Drop ``message``."""
 

@@ -175,7 +175,13 @@ def test_ten_thousand_timeouts_leave_zero_pending(engines: tuple[Engine, Engine,
     # A peer that never answers: the server side drops every request.
     left, right = pair(capacity=20_000)
     silent_client = Engine(left, dummy_rpc_handler)
-    right.bind(type("Sink", (), {"handle_message": lambda self, m: None, "connection_lost": lambda self, r: None})())
+    right.bind(
+        type(
+            "Sink",
+            (),
+            {"saturated": False, "handle_message": lambda self, m: None, "connection_lost": lambda self, r: None},
+        )()
+    )
     right._reader = gevent.spawn(right._read_loop)
 
     def silent_call() -> None:

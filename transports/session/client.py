@@ -83,6 +83,7 @@ def _handshake(
             # The server declares us dead after its own timeout: send as often as it does.
             session.heartbeat_interval = hello.heartbeat
         session.peer_outbox_bound(hello.max_unacked)
+        session.features = hello.features & session.config.features
         link.owner = session
         session.attach(link, hello.ack)
         answered.set(hello)
@@ -96,7 +97,12 @@ def _handshake(
     link.start_reading()
     resuming = session.session_id or None
     hello = client_hello(
-        resuming, session.last_received, session.config.max_unacked, session.secret if resuming else None, **extra
+        resuming,
+        session.last_received,
+        session.config.max_unacked,
+        session.secret if resuming else None,
+        features=session.config.features,
+        **extra,
     )
     link.write(session.codec.encode(hello))
     try:

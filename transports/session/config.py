@@ -7,6 +7,7 @@ from typing import Any
 
 from rpcengine.codec import DEFAULT_MAX_SIZE, Codec, default_codec
 from rpcengine.engine import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_PENDING
+from rpcengine.features import ALL_FEATURES
 
 __all__ = ["SessionConfig"]
 
@@ -48,6 +49,8 @@ class SessionConfig:
     drain_timeout: float = 5.0
     #: Deadline for the handshake (and, for WebSocket, the HTTP upgrade).
     handshake_timeout: float = 10.0
+    #: Protocol features offered in the handshake (:mod:`rpcengine.features`); ``frozenset()`` offers none.
+    features: frozenset[str] = ALL_FEATURES
     #: The JSON codec; ``None`` means a UjsonCodec limited to ``max_message_size``.
     codec: Codec | None = field(default=None, compare=False)
 

@@ -29,7 +29,7 @@ import gevent
 from gevent.event import Event
 
 from rpcengine.errors import ConnectionLost, OutboxFull, ProtocolError
-from rpcengine.messages import Disconnect, Message, Notification, Request
+from rpcengine.messages import Cancel, Disconnect, Message, Notification, Request
 from rpcengine.wire import bad_frame_reply, disconnect_frame, has_request_id, parse_frame
 from transports.base import Transport
 from transports.link import SocketLink
@@ -381,7 +381,7 @@ class Session(Transport):
             finally:
                 self.protocol.delivered(self.clock())
         try:
-            message = parse_frame(self.codec, frame)
+            message = parse_frame(self.codec, frame, self.features)
         except ProtocolError as exc:
             self.reject(exc)
             return
@@ -401,7 +401,8 @@ class Session(Transport):
             log.debug("dropped %r from %s: the session is ending", message, self.peer_address)
             return
         engine = self.engine
-        if self._backlog or (work and engine is not None and engine.saturated):
+        if (self._backlog and kind is not Cancel) or (work and engine is not None and engine.saturated):
+            # (A Cancel never waits behind the work it cancels: the engine takes it at once.)
             # Every handler is busy: keep reading (so that the peer's end is seen at once), and
             # queue what comes, in order, up to a bound; past it the reader waits (see _queue).
             protocol.delivered(clock())

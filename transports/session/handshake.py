@@ -24,6 +24,10 @@ started a new one and the client must treat its pending requests as lost.
 session. ``heartbeat`` is how often the server sends heartbeats and
 ``timeout`` how long it waits for a frame before declaring the client dead;
 a client sends its own heartbeats at least every ``heartbeat`` seconds.
+``features`` (optional both ways) lists the protocol features the
+sender takes (:mod:`rpcengine.features`: ``"cancel"``, ``"deadline"``); the
+server answers with those of the client's it takes too, and the session
+uses exactly those. Without the key, a session has none.
 ``max_unacked`` (optional both ways) is how many sent messages the sender
 keeps waiting for acknowledgement before it stops: the receiver then
 acknowledges at least every quarter of that many messages, whatever its own
@@ -37,6 +41,7 @@ from __future__ import annotations
 from typing import Any
 
 from rpcengine.errors import HandshakeError
+from rpcengine.features import ALL_FEATURES, NO_FEATURES, negotiate
 from rpcengine.messages import MAX_MESSAGE_ID
 
 __all__ = [
@@ -56,7 +61,7 @@ __all__ = [
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
 _MAX_SESSION_ID = 128
-_CLIENT_KEYS = frozenset({"rpcengine", "session", "ack", "max_unacked", "secret"})
+_CLIENT_KEYS = frozenset({"rpcengine", "session", "ack", "max_unacked", "secret", "features"})
 
 
 def is_handshake_frame(frame: bytes) -> bool:
@@ -67,7 +72,7 @@ def is_handshake_frame(frame: bytes) -> bool:
 class ClientHello:
     """A parsed client handshake."""
 
-    __slots__ = ("ack", "extra", "max_unacked", "secret", "session", "version")
+    __slots__ = ("ack", "extra", "features", "max_unacked", "secret", "session", "version")
 
     def __init__(
         self,
@@ -77,6 +82,7 @@ class ClientHello:
         extra: dict[str, Any],
         max_unacked: int | None = None,
         secret: str | None = None,
+        features: frozenset[str] = NO_FEATURES,
     ) -> None:
         self.version = version
         self.session = session
@@ -87,12 +93,14 @@ class ClientHello:
         self.extra = extra
         #: The client's outbox bound, if it said: acknowledge its messages often enough for it.
         self.max_unacked = max_unacked
+        #: The features the client announced that this library knows.
+        self.features = features
 
 
 class ServerHello:
     """A parsed server handshake answer."""
 
-    __slots__ = ("ack", "heartbeat", "max_unacked", "resumed", "secret", "session", "timeout", "version")
+    __slots__ = ("ack", "features", "heartbeat", "max_unacked", "resumed", "secret", "session", "timeout", "version")
 
     def __init__(
         self,
@@ -104,9 +112,12 @@ class ServerHello:
         timeout: float | None,
         max_unacked: int | None = None,
         secret: str | None = None,
+        features: frozenset[str] = NO_FEATURES,
     ) -> None:
         self.version = version
         self.session = session
+        #: The features the session uses (those the server took of the client's).
+        self.features = features
         #: The secret to present with ``session`` when resuming (sent with a new session only).
         self.secret = secret
         self.resumed = resumed
@@ -118,12 +129,20 @@ class ServerHello:
 
 
 def client_hello(
-    session: str | None, ack: int, max_unacked: int | None = None, secret: str | None = None, **extra: Any
+    session: str | None,
+    ack: int,
+    max_unacked: int | None = None,
+    secret: str | None = None,
+    *,
+    features: frozenset[str] = NO_FEATURES,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """Return the client's handshake object (``secret`` only with a session to resume)."""
+    """Return the client's handshake object (``secret`` only with a session to resume, ``features`` if any)."""
     hello = {"rpcengine": PROTOCOL_VERSION, "session": session, "ack": ack, **extra}
     if session is not None and secret is not None:
         hello["secret"] = secret
+    if features:
+        hello["features"] = sorted(features)
     if max_unacked is not None:
         hello["max_unacked"] = max_unacked
     return hello
@@ -137,8 +156,9 @@ def server_hello(
     timeout: float | None,
     max_unacked: int | None = None,
     secret: str | None = None,
+    features: frozenset[str] = NO_FEATURES,
 ) -> dict[str, Any]:
-    """Return the server's handshake answer (``secret`` only with a new session)."""
+    """Return the server's handshake answer (``secret`` only with a new session, ``features`` if any)."""
     hello: dict[str, Any] = {
         "rpcengine": PROTOCOL_VERSION,
         "session": session,
@@ -151,6 +171,8 @@ def server_hello(
         hello["max_unacked"] = max_unacked
     if secret is not None:
         hello["secret"] = secret
+    if features:
+        hello["features"] = sorted(features)
     return hello
 
 
@@ -197,7 +219,8 @@ def parse_client_hello(value: Any) -> ClientHello:
     if secret is not None and (type(secret) is not str or not 0 < len(secret) <= _MAX_SESSION_ID):
         raise HandshakeError("handshake 'secret' must be the string the server gave")
     extra = {k: v for k, v in value.items() if k not in _CLIENT_KEYS}
-    return ClientHello(version, session, _ack(value), extra, _max_unacked(value), secret)
+    features = negotiate(value.get("features"), ALL_FEATURES)
+    return ClientHello(version, session, _ack(value), extra, _max_unacked(value), secret, features)
 
 
 def parse_server_hello(value: Any) -> ServerHello:
@@ -218,4 +241,7 @@ def parse_server_hello(value: Any) -> ServerHello:
     secret = value.get("secret")
     if secret is not None and type(secret) is not str:
         raise HandshakeError("the server's resume secret is not a string")
-    return ServerHello(version, session, resumed, _ack(value), heartbeat, timeout, _max_unacked(value), secret)
+    features = negotiate(value.get("features"), ALL_FEATURES)
+    return ServerHello(
+        version, session, resumed, _ack(value), heartbeat, timeout, _max_unacked(value), secret, features
+    )

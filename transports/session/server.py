@@ -20,6 +20,7 @@ import gevent
 
 from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import ConnectionLost, ProtocolError
+from rpcengine.features import NO_FEATURES
 from transports.link import SocketLink
 from transports.session.budget import DEFAULT_MAX_MEMORY, MemoryBudget
 from transports.session.config import SessionConfig
@@ -208,7 +209,7 @@ class SessionServer:
         previous = self._resumable_session(hello)
         if previous is not None:
             self.detached.pop(previous, None)
-            self._write_hello(link, previous, resumed=True)
+            self._write_hello(link, previous, resumed=True)  # with the features it had
             link.owner = previous
             previous.peer_outbox_bound(hello.max_unacked)
             previous.attach(link, hello.ack)
@@ -216,7 +217,9 @@ class SessionServer:
             return
         if hello.session is not None:
             log.warning("resume refused for %s (unknown session or wrong secret): new session", link.peer_address)
-        session = self._new_session(link, resumable=True, announce=True, peer_max_unacked=hello.max_unacked)
+        session = self._new_session(
+            link, resumable=True, announce=True, peer_max_unacked=hello.max_unacked, features=hello.features
+        )
         session.peer_address = link.peer_address
 
     def _resumable_session(self, hello: ClientHello) -> Session | None:
@@ -266,6 +269,7 @@ class SessionServer:
             config.heartbeat_timeout,
             config.max_unacked,
             None if resumed else session.secret,
+            session.features,
         )
         link.write(self.codec.encode(answer))
 
@@ -288,10 +292,15 @@ class SessionServer:
         announce: bool = False,
         peer_max_unacked: int | None = None,
         config: SessionConfig | None = None,
+        features: frozenset[str] = NO_FEATURES,
     ) -> Session:
-        """Create a session with its engine for ``link``, and run the connect hook."""
+        """Create a session with its engine for ``link``, and run the connect hook.
+
+        ``features`` are those the client announced: the session takes those the configuration offers.
+        """
         config = config or self.config
         session = Session(config, resumable=resumable, clock=self.clock, peer_address=link.peer_address)
+        session.features = features & config.features
         session.peer_outbox_bound(peer_max_unacked)
         session.protocol.budget = self.budget
         session.on_detached = self._session_detached
