@@ -92,7 +92,17 @@ class Call:
         """
         outcome = self._outcome
         if outcome is None:
-            self._wait(timeout)
+            if timeout is None and self._waiter is None:
+                # The usual wait (Engine.request), inline: one Waiter, woken by _finish.
+                waiter: Waiter[Any] = Waiter()
+                self._waiter = waiter
+                try:
+                    waiter.get()
+                finally:
+                    if self._waiter is waiter:
+                        self._waiter = None
+            else:
+                self._wait(timeout)
             outcome = self._outcome
             if outcome is None:
                 raise RequestTimeout(f"no answer to {self.method!r} (id {self.message_id}) yet after {timeout} s")

@@ -255,8 +255,9 @@ class UjsonCodec:
     def encode(self, value: Any) -> bytes:
         """Return ``value`` as UTF-8 JSON bytes; raise EncodeError if it cannot be encoded."""
         try:
-            if type(value) is list and len(value) == 4:
-                # A message: its first three items are scalars; look at its data only.
+            if type(value) is list and (len(value) == 4 or (len(value) == 5 and type(value[4]) is int)):
+                # A message (a Request may carry its timeout_ms fifth): the items but the data are
+                # scalars; look at its data only.
                 data = value[3]
                 kind = type(data)
                 if kind is dict:

@@ -248,7 +248,8 @@ class Engine:
         ident = self.next_message_id()
         request = Request(ident, method, data)
         if timeout is not None and DEADLINE in transport.features:
-            request.timeout_ms = _timeout_ms(timeout)
+            milliseconds = int(timeout * 1000 + 0.999)  # (_timeout_ms, inline)
+            request.timeout_ms = milliseconds if 0 < milliseconds <= MAX_TIMEOUT_MS else _timeout_ms(timeout)
         call = Call(self, request, timeout)
         pending[ident] = call
         try:
@@ -488,11 +489,7 @@ class Engine:
             return False
         deadline = request._deadline
         if deadline is not None:
-            if deadline <= time.monotonic():
-                request._deadline = None
-                request._state = _ANSWERED
-                self._answer_soon(ident, "deadline_exceeded", _DEADLINE_DATA)
-                return False
+            # (Already passed, it expires at the timer's next turn: answered, never run.)
             deadlines = self._inbound_deadlines
             if deadlines is None:
                 deadlines = self._inbound_deadlines = Deadlines(self._deadline_passed)
@@ -556,66 +553,25 @@ class Engine:
             log.debug("request %r (id %d) not started: the transport ended", request.method, request.message_id)
             return
         if request._state:
-            self._run_tracked(request)
-            return
-        try:
-            result = self.rpc_handler(request)
-            # The id is taken only once the handler has returned: ids must reach the wire in
-            # increasing order (a session transport drops a lower id as a duplicate), and the
-            # handler may yield while other messages are numbered and sent.
-            reply: Response | Error = Response(self.next_message_id(), request.message_id, result)
-        except MethodNotFound as exc:
-            reply = Error(self.next_message_id(), request.message_id, _method_not_found_data(exc))
-        except RequestException as exc:
-            reply = Error(self.next_message_id(), request.message_id, exc.data)
-        except Exception:
-            log.exception("handler for request %r (id %d) raised", request.method, request.message_id)
-            reply = Error(self.next_message_id(), request.message_id, error_data("internal_error", "internal error"))
-        self._send_reply(request, reply)
-
-    def _run_tracked(self, request: Request) -> None:
-        """Run a request that may be cancelled or has a deadline: interruptible, answered exactly once."""
-        if request._state != _QUEUED:
-            return  # answered while it waited (it was withdrawn, so this is rare: a race with withdraw)
-        worker = gevent.getcurrent()
-        request._state = _RUNNING
-        request._greenlet = worker
-        deadline = request._deadline
-        if deadline is not None:
-            _HANDLER_DEADLINES[worker] = deadline
-        outcome: Any = None
-        failed: BaseException | None = None
-        try:
-            try:
-                outcome = self.rpc_handler(request)
-            finally:
-                request._state = _ANSWERED
-                request._greenlet = None
-                if deadline is not None:
-                    _HANDLER_DEADLINES.pop(worker, None)
-                self._forget_inbound(request)
-        except (Exception, HandlerInterrupted) as exc:
-            failed = exc
-        ident = request.message_id
-        reason = request._interrupt
-        if reason is not None:
-            log.info("request %r (id %d) interrupted: %s", request.method, ident, reason)
-            text = _CANCELLED_DATA if reason == "cancelled" else _DEADLINE_DATA
-            reply: Response | Error = Error(self.next_message_id(), ident, error_data(reason, text))
-        elif failed is None:
-            reply = Response(self.next_message_id(), ident, outcome)
-        elif isinstance(failed, MethodNotFound):
-            reply = Error(self.next_message_id(), ident, _method_not_found_data(failed))
-        elif isinstance(failed, RequestException):
-            reply = Error(self.next_message_id(), ident, failed.data)
+            reply: Response | Error | None = self._run_tracked(request)
+            if reply is None:
+                return
         else:
-            log.error("handler for request %r (id %d) raised", request.method, ident, exc_info=failed)
-            reply = Error(self.next_message_id(), ident, error_data("internal_error", "internal error"))
-        del failed
-        self._send_reply(request, reply)
-
-    def _send_reply(self, request: Request, reply: Response | Error) -> None:
-        """Send the one answer to ``request``, logging (never raising) when it cannot go."""
+            try:
+                result = self.rpc_handler(request)
+                # The id is taken only once the handler has returned: ids must reach the wire in
+                # increasing order (a session transport drops a lower id as a duplicate), and the
+                # handler may yield while other messages are numbered and sent.
+                reply = Response(self.next_message_id(), request.message_id, result)
+            except MethodNotFound as exc:
+                reply = Error(self.next_message_id(), request.message_id, _method_not_found_data(exc))
+            except RequestException as exc:
+                reply = Error(self.next_message_id(), request.message_id, exc.data)
+            except Exception:
+                log.exception("handler for request %r (id %d) raised", request.method, request.message_id)
+                reply = Error(
+                    self.next_message_id(), request.message_id, error_data("internal_error", "internal error")
+                )
         try:
             self.transport.send(reply)
         except EncodeError as exc:
@@ -626,6 +582,51 @@ class Engine:
             log.debug("answer to %r (id %d) not sent: connection lost", request.method, request.message_id)
         except OutboxFull as exc:
             log.error("answer to %r (id %d) not sent: %s", request.method, request.message_id, exc)
+
+    def _run_tracked(self, request: Request) -> Response | Error | None:
+        """Run a request that may be cancelled or has a deadline, interruptibly; return its one answer.
+
+        None if it was answered while it waited (it was withdrawn then, so this is a rare race).
+        """
+        if request._state != _QUEUED:
+            return None
+        worker = gevent.getcurrent()
+        request._state = _RUNNING
+        request._greenlet = worker
+        deadline = request._deadline
+        if deadline is not None:
+            _HANDLER_DEADLINES[worker] = deadline
+        outcome: Any = None
+        failed: BaseException | None = None
+        ident = request.message_id
+        try:
+            try:
+                outcome = self.rpc_handler(request)
+            finally:
+                request._state = _ANSWERED
+                request._greenlet = None
+                inbound = self._inbound
+                if inbound.get(ident) is request:
+                    del inbound[ident]
+                if deadline is not None:
+                    del _HANDLER_DEADLINES[worker]
+                    if request._deadline is not None:  # (None once it expired)
+                        self._inbound_deadlines.remove(request, request.timeout_ms / 1000)  # type: ignore[union-attr, operator]
+        except (Exception, HandlerInterrupted) as exc:
+            failed = exc
+        reason = request._interrupt
+        if reason is not None:
+            log.info("request %r (id %d) interrupted: %s", request.method, ident, reason)
+            text = _CANCELLED_DATA if reason == "cancelled" else _DEADLINE_DATA
+            return Error(self.next_message_id(), ident, error_data(reason, text))
+        if failed is None:
+            return Response(self.next_message_id(), ident, outcome)
+        if isinstance(failed, MethodNotFound):
+            return Error(self.next_message_id(), ident, _method_not_found_data(failed))
+        if isinstance(failed, RequestException):
+            return Error(self.next_message_id(), ident, failed.data)
+        log.error("handler for request %r (id %d) raised", request.method, ident, exc_info=failed)
+        return Error(self.next_message_id(), ident, error_data("internal_error", "internal error"))
 
     def _run_notification(self, notification: Notification) -> None:
         """Call the handler for ``notification``; nothing is sent back."""

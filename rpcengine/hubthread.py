@@ -27,6 +27,8 @@ from typing import Any, TypeVar
 import gevent
 from gevent.event import Event
 
+from rpcengine.workers import end_idle_workers
+
 __all__ = ["HubThread"]
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ class HubThread:
         self._ready = threading.Event()
         self._loop: Any = None
         self._stop: Event | None = None
+        self._keepalive: Any = None
         self._greenlets: set[gevent.Greenlet[Any, Any]] = set()
         self._on_stop: list[Callable[[], object]] = []
         self._stopping = False
@@ -72,15 +75,20 @@ class HubThread:
         """The thread: make its hub, serve until stopped, close what was registered, tear the hub down."""
         try:
             hub = gevent.get_hub()
+            stop = self._stop = Event()
+            # A referenced watcher keeps the loop running while nothing else is scheduled; stop() fires it.
+            keepalive = hub.loop.async_()
+            keepalive.start(stop.set)
+            self._keepalive = keepalive
             self._loop = hub.loop
-            self._stop = Event()
         except BaseException as exc:  # reported to start()
             self._failure = exc
             self._ready.set()
             raise
         self._ready.set()
         try:
-            self._stop.wait()
+            stop.wait()
+            keepalive.close()
             self._shut_down()
         finally:
             hub.destroy(destroy_loop=True)
@@ -97,6 +105,8 @@ class HubThread:
                 log.exception("stop callback %r raised", callback)
         if self._greenlets:
             gevent.killall(list(self._greenlets), timeout=STOP_TIMEOUT)
+        end_idle_workers()
+        gevent.sleep(0)  # let them end before the hub goes
 
     def stop(self) -> None:
         """Ask the thread to end, from any thread; does not block (see :meth:`join`).
@@ -108,9 +118,7 @@ class HubThread:
         if self._stopping or self._loop is None:
             return
         self._stopping = True
-        stop = self._stop
-        assert stop is not None
-        self._loop.run_callback_threadsafe(stop.set)
+        self._keepalive.send()  # thread-safe: wakes the loop, which sets the stop event
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait (blocking this thread) for the thread to end; return whether it did within ``timeout``."""

@@ -107,6 +107,23 @@ class Message:
                         return (Response if code == 3 else Error)(ident, third, l[3])
                 elif (code == 2 or code == 1) and type(third) is str and third:
                     return (Request if code == 2 else Notification)(ident, third, l[3])
+        elif len(l) == 5 and features and DEADLINE in features:
+            # A Request with its caller's deadline, the same way (the per-message path on such a session).
+            code, ident, method, timeout_ms = l[0], l[1], l[2], l[4]
+            if (
+                code == 2
+                and type(code) is int
+                and type(ident) is int
+                and 0 <= ident <= MAX_MESSAGE_ID
+                and type(method) is str
+                and method
+                and type(timeout_ms) is int
+                and 0 <= timeout_ms <= MAX_TIMEOUT_MS
+            ):
+                request = Request(ident, method, l[3])
+                request.timeout_ms = timeout_ms
+                request._deadline = time.monotonic() + timeout_ms / 1000
+                return request
         if not l:
             raise InvalidMessage("a message list cannot be empty")
         code = l[0]

@@ -29,7 +29,7 @@ import gevent
 from gevent.event import Event
 from gevent.hub import Waiter
 
-__all__ = ["WorkerPool"]
+__all__ = ["WorkerPool", "end_idle_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,16 @@ class _ParkingLot:
         parked = self._parked
         return parked.pop()[0] if parked else None
 
+    def end_all(self) -> int:
+        """End every parked worker now (its thread's hub is about to go); return how many. Does not block."""
+        parked, self._parked = self._parked, []
+        for waiter, _ in parked:
+            self._loop.run_callback(waiter.switch, _STOP)
+        if self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper = None
+        return len(parked)
+
     def _sweep(self) -> None:
         """Timer callback (in the hub): end the workers parked too long; stop once nobody is parked."""
         parked = self._parked
@@ -101,6 +111,15 @@ def _parking_lot() -> _ParkingLot:
     if lot is None:
         lot = _LOTS[hub] = _ParkingLot()
     return lot
+
+
+def end_idle_workers() -> int:
+    """End the idle workers parked in the calling thread's lot; return how many (before its hub is destroyed).
+
+    Does not block: each ends the next time the hub runs it.
+    """
+    lot = _LOTS.get(gevent.get_hub())
+    return 0 if lot is None else lot.end_all()
 
 
 def _worker(pool: WorkerPool) -> None:

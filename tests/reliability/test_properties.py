@@ -24,6 +24,7 @@ from hypothesis.stateful import (
 )
 
 from rpcengine import (
+    Call,
     ConnectionLost,
     DecodeError,
     Disconnect,
@@ -290,7 +291,7 @@ class Clock:
         return self.now
 
 
-#: The machine under test (Request.set_response reports completions to it).
+#: The machine under test (Call._finish reports completions to it).
 CURRENT: list[Any] = []
 MACHINE_STEPS: Counter[str] = Counter()
 
@@ -527,15 +528,15 @@ class EngineSessionMachine(RuleBasedStateMachine):
 @pytest.mark.timeout(120)
 def test_engine_session_state_machine(monkeypatch: pytest.MonkeyPatch, figures: Figures, quiet_logs: None) -> None:
     """Request, response, timeout, heartbeat, disconnect, resume: the three invariants hold throughout."""
-    original = Request.set_response
+    original = Call._finish
 
-    def counting(self: Request, response: Any) -> bool:
-        done = original(self, response)
-        if done and CURRENT and self.engine is None:  # an outbound request completed
+    def counting(self: Call, outcome: Any) -> bool:
+        done = original(self, outcome)
+        if done and CURRENT:  # an outbound request completed (answered, timed out, cancelled or lost)
             CURRENT[0].completions.append(self.message_id)
         return done
 
-    monkeypatch.setattr(Request, "set_response", counting)
+    monkeypatch.setattr(Call, "_finish", counting)
     MACHINE_STEPS.clear()
     run_state_machine_as_test(
         EngineSessionMachine,

@@ -12,6 +12,7 @@ Chromium comes from Debian's packages (``.ci/install-chromium.sh``, run by
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,6 +22,7 @@ import gevent.event
 import pytest
 from helpers.browser import BrowserService, PageServer, launch, require_chromium, run_page, stop
 
+import rpcengine
 from dispatchers import MethodDispatcher
 from rpcengine import Request
 
@@ -172,3 +174,73 @@ def test_a_page_of_another_origin_is_refused_by_default() -> None:
         guarded.stop(timeout=1)
     assert outcome == "closed 1006", outcome  # the browser saw the upgrade fail (the 403 it does not show)
     assert len(guarded.links) == 0
+
+
+CANCEL_PAGE = """<!doctype html>
+<html><head><title>rpcengine browser cancel test</title>
+<script>
+  // Record every frame the page receives, beneath the client.
+  window.received = [];
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (event) => window.received.push(event.data));
+    }
+  };
+</script>
+<script src="%(base)s/rpcengine.js"></script></head>
+<body><script>
+(async () => {
+  const results = {errors: []};
+  try {
+    const client = new rpcengine.Client("%(url)s", {timeout: 5});
+    client.handle("wait", () => new Promise((resolve) => setTimeout(() => resolve("waited"), 300)));
+    await client.ready;
+    results.outcome = await client.request("ask_client_then_give_up");
+    await new Promise((resolve) => setTimeout(resolve, 400));  // anything sent late would arrive by now
+    client.close();
+  } catch (e) {
+    results.errors.push(String(e && e.stack || e));
+  }
+  results.received = window.received;
+  const reporter = new rpcengine.Client("%(url)s", {timeout: 5});
+  await reporter.request("report", results);
+  reporter.close();
+})();
+</script></body></html>
+"""
+
+
+class CancellingService(BrowserService):
+    """Calls the browser with a timeout it overruns, then cancels a second call."""
+
+    def rpc_ask_client_then_give_up(self, request: Request) -> object:
+        """Time out on one call to the page and cancel another; return the session's features."""
+        engine = request.engine
+        assert engine is not None
+        try:
+            engine.request("wait", timeout=0.05)
+        except rpcengine.RequestTimeout:
+            pass
+        call = engine.call("wait", timeout=5)
+        call.cancel()
+        return sorted(engine.transport.features)
+
+
+@pytest.mark.timeout(90)
+def test_the_browser_client_without_the_features_never_receives_a_cancel_or_a_deadline() -> None:
+    require_chromium()
+    service = CancellingService()
+    page = PageServer()
+    server = websocket.WebSocketServer(
+        ("127.0.0.1", 0), {"/rpc": MethodDispatcher(service)}, origins=[page.origin]
+    ).start()
+    results = run_page(server, page, CANCEL_PAGE, service)
+    assert results["errors"] == []
+    assert results["outcome"] == [], "the browser client's session has no features"
+    frames = [json.loads(frame) for frame in results["received"]]
+    requests = [frame for frame in frames if isinstance(frame, list) and frame[:1] == [2]]
+    assert [frame[2] for frame in requests] == ["wait", "wait"]
+    assert all(len(frame) == 4 for frame in requests), requests
+    assert not [frame for frame in frames if isinstance(frame, list) and frame[:1] == [5]]
