@@ -43,7 +43,11 @@ The rules checked (the same for loopback, TCP and WebSocket):
 * bad input that names a request id is answered with an ``invalid_message``
   Error and the connection goes on;
 * bad input without an id closes the connection, once what came before it
-  is answered.
+  is answered;
+* a cancelled call and a timed-out call end at once, exactly once; where
+  both ends negotiated the ``cancel`` feature (the same features on both
+  sides) the peer's handler is interrupted, else it runs on untouched, and
+  the connection goes on either way.
 
 Waits are on conditions, bounded; no check sleeps on real time for a timeout.
 """
@@ -60,7 +64,7 @@ import pytest
 from gevent.event import Event
 
 from helpers.tcp import call_quietly, wait_until
-from rpcengine import Engine
+from rpcengine import CANCEL, Engine, RequestCancelled, RequestTimeout
 from rpcengine.errors import ConnectionLost
 from rpcengine.messages import Error, Message, Response
 
@@ -74,6 +78,7 @@ __all__ = [
     "check_close_from_server",
     "check_garbage_with_id",
     "check_garbage_without_id",
+    "check_cancel_and_timeout",
     "check_oversize_message",
     "check_peer_vanishes",
     "check_send_and_receive",
@@ -342,8 +347,33 @@ def _check_garbage_closes(pair: TransportPair, garbage: bytes) -> None:
 
 
 #: Every check, in the order they are best read.
+def check_cancel_and_timeout(make_pair: MakePair) -> None:
+    """Cancel and timeout end a call once; with the cancel feature the peer's handler stops too."""
+    pair = make_pair()
+    client, server, waiting = pair.client, pair.server, pair.service.waiting
+    assert client.transport.features == server.transport.features, "both ends use the same features"
+    interrupts = CANCEL in client.transport.features
+    call = client.call("wait", "cancel me", timeout=WAIT_LIMIT)
+    wait_until(lambda: waiting[server] == 1, PROMPTLY, what="the handler runs")
+    ended = []
+    call.add_done_callback(ended.append)
+    assert call.cancel() and not call.cancel()
+    with pytest.raises(RequestCancelled):
+        call.get()
+    if interrupts:
+        wait_until(lambda: waiting[server] == 0, PROMPTLY, what="the cancelled handler was interrupted")
+    with pytest.raises(RequestTimeout):
+        client.request("wait", "time me out", timeout=0.05)
+    expected = 0 if interrupts else 2
+    wait_until(lambda: waiting[server] == expected, PROMPTLY, what="the handlers' state")
+    assert client.request("echo", "still here", timeout=PROMPTLY) == "still here"
+    wait_until(lambda: ended == [call], PROMPTLY, what="the done callback ran once")
+    assert client.pending_count == 0
+
+
 CHECKS: tuple[Callable[[MakePair], None], ...] = (
     check_send_and_receive,
+    check_cancel_and_timeout,
     check_close_from_client,
     check_close_from_server,
     check_peer_vanishes,
