@@ -162,6 +162,9 @@ class Engine:
         # Calls and notifications handed over by other threads, taken by one greenlet here.
         self._submissions: deque[tuple[Future[Any], bool, str, Any, float | None]] = deque()
         self._submitter: gevent.Greenlet[Any, Any] | None = None
+        # Cancels and answers-without-running waiting for the one greenlet that sends them.
+        self._soon: deque[tuple[str | None, int, str | None]] = deque()
+        self._sender: gevent.Greenlet[Any, Any] | None = None
         transport.bind(self)
 
     @property
@@ -334,13 +337,34 @@ class Engine:
     def _send_cancel(self, request_id: int) -> None:
         """Tell the peer (if its session takes Cancel) that this side gave up on ``request_id``; does not block."""
         if not self.closed and CANCEL in self.transport.features:
-            # From a greenlet of its own: the hub (a timeout) must not block, nor must Call.cancel().
-            gevent.spawn(self._send_cancel_now, request_id)
+            self._send_soon(None, request_id, None)
 
-    def _send_cancel_now(self, request_id: int) -> None:
-        """Send ``[5, id, request_id]``, logging instead of raising if the transport is gone."""
-        if not self.closed:
-            self._send_quietly(Cancel(self.next_message_id(), request_id))
+    def _send_soon(self, kind: str | None, request_id: int, text: str | None) -> None:
+        """Queue a Cancel (``kind`` None) or an Error ``{"error": kind}`` for ``request_id``; does not block.
+
+        One greenlet per engine sends them in order, numbering each as it goes (ids reach the wire in
+        order): the hub (a timeout) and Call.cancel() must not block on the transport, and a peer that
+        does not read holds up one greenlet and a queue of small tuples, not a greenlet per message.
+        """
+        self._soon.append((kind, request_id, text))
+        if self._sender is None:
+            self._sender = gevent.spawn(self._send_queued)
+
+    def _send_queued(self) -> None:
+        """Send what :meth:`_send_soon` queued, in order, logging (never raising) what cannot go."""
+        soon = self._soon
+        try:
+            while soon and not self.closed:
+                kind, request_id, text = soon.popleft()
+                if kind is None:
+                    message: Message = Cancel(self.next_message_id(), request_id)
+                else:
+                    message = Error(self.next_message_id(), request_id, error_data(kind, text or kind))
+                self._send_quietly(message)
+        finally:
+            self._sender = None
+            if self.closed:
+                soon.clear()
 
     # -- other threads ----------------------------------------------------
 
@@ -538,13 +562,8 @@ class Engine:
             self._inbound_deadlines.remove(request, request.timeout_ms / 1000)  # type: ignore[operator]
 
     def _answer_soon(self, request_id: int, kind: str, text: str) -> None:
-        """Answer ``request_id`` with the Error ``{"error": kind}`` from a greenlet of its own (never blocks here)."""
-        gevent.spawn(self._answer_now, request_id, kind, text)
-
-    def _answer_now(self, request_id: int, kind: str, text: str) -> None:
-        """Send the Error made by :meth:`_answer_soon` (numbered now, so that ids reach the wire in order)."""
-        if not self.closed:
-            self._send_quietly(Error(self.next_message_id(), request_id, error_data(kind, text)))
+        """Answer ``request_id`` with the Error ``{"error": kind}`` without running it; does not block."""
+        self._send_soon(kind, request_id, text)
 
     def _run_request(self, request: Request) -> None:
         """Call the handler for ``request`` and send exactly one answer."""
@@ -590,15 +609,21 @@ class Engine:
         """
         if request._state != _QUEUED:
             return None
+        ident = request.message_id
+        deadline = request._deadline
+        if deadline is not None and deadline <= time.monotonic():
+            # Its caller stopped waiting before a worker took it (the timer has not said so yet).
+            request._state = _ANSWERED
+            self._forget_inbound(request)
+            log.debug("request %r (id %d) not started: its deadline passed", request.method, ident)
+            return Error(self.next_message_id(), ident, error_data("deadline_exceeded", _DEADLINE_DATA))
         worker = gevent.getcurrent()
         request._state = _RUNNING
         request._greenlet = worker
-        deadline = request._deadline
         if deadline is not None:
             _HANDLER_DEADLINES[worker] = deadline
         outcome: Any = None
         failed: BaseException | None = None
-        ident = request.message_id
         try:
             try:
                 outcome = self.rpc_handler(request)

@@ -387,3 +387,64 @@ def test_connection_lost_ends_every_call_once(wired: Any) -> None:
     wait_until(lambda: len(ended) == 20, what="every callback ran")
     assert set(ended.values()) == {1}
     assert client.pending_count == 0 and client._deadlines is not None and client._deadlines.waiting == 0
+
+
+def test_a_cancel_travels_down_a_chain_of_calls() -> None:
+    """A → B → C: cancelling A's call interrupts B's handler, whose own pending call to C is cancelled too."""
+    c_state: dict[str, Any] = {}
+
+    def c_handler(request: Any) -> Any:
+        c_state["running"] = True
+        try:
+            gevent.sleep(5)
+        except HandlerInterrupted as exc:
+            c_state["interrupted"] = exc.reason
+            raise
+        return "c"
+
+    b_to_c, c_end = pair()
+    to_c = Engine(b_to_c, dummy_rpc_handler)
+    c = Engine(c_end, c_handler)
+    a_end, b_end = pair()
+    a = Engine(a_end, dummy_rpc_handler)
+    b = Engine(b_end, lambda request: to_c.request("work"))
+    try:
+        call = a.call("relay")
+        wait_until(lambda: c_state.get("running"), what="the chain reached C")
+        call.cancel()
+        wait_until(lambda: "interrupted" in c_state, timeout=1, what="C was interrupted")
+        assert c_state["interrupted"] == "cancelled"
+        wait_until(lambda: to_c.pending_count == 0 and b.active_handlers == 0 and c.active_handlers == 0, what="idle")
+    finally:
+        for engine in (a, b, to_c, c):
+            engine.close()
+
+
+def test_cancels_for_requests_not_seen_yet_are_bounded(wired: Any) -> None:
+    from rpcengine.engine import MAX_EARLY_CANCELS
+
+    client, server, _ = wired
+    assert client.request("echo", 1) == 1
+    for request_id in range(10, 10 + 3 * MAX_EARLY_CANCELS):  # a peer cancelling ids it never sent
+        server._cancel_inbound(request_id)
+    assert len(server._early_cancels) == MAX_EARLY_CANCELS
+    assert client.request("echo", 2) == 2
+
+
+def test_submissions_waiting_when_the_engine_closes_fail() -> None:
+    import threading
+
+    left, right = pair()
+    client = Engine(left, dummy_rpc_handler)
+    server = Engine(right, lambda request: request.data)
+    futures: list[Any] = []
+    thread = threading.Thread(target=lambda: futures.extend(client.submit("echo", n) for n in range(3)))
+    thread.start()
+    thread.join(5)
+    client.close()  # before the hub ran the hand-over
+    gevent.sleep(0.01)
+    for future in futures:
+        assert isinstance(future.exception(timeout=5), ConnectionLost)
+    with pytest.raises(ConnectionLost):
+        client.submit("echo", 1)
+    server.close()

@@ -184,3 +184,41 @@ def test_a_peer_without_the_features_never_receives_code_5_or_a_five_item_reques
     raw.send_message([5, 10, 9])
     elapsed, _ = raw.wait_closed(5)
     assert elapsed < 5
+
+
+def test_a_peer_that_floods_expired_requests_and_reads_nothing_is_bounded(
+    tcp_server: Any, tcp_raw: Any, tcp_connect: Any
+) -> None:
+    """Expired requests are answered without running, by one sender: a peer that never reads holds no greenlets."""
+    work = Work()
+    server = tcp_server(work.registry, max_buffer=65536)
+    raw = tcp_raw(server.address, rcvbuf=4096)
+    raw.send(FEATURES_HELLO)
+    raw.read_message()
+    flood = b"".join(b'[2,%d,"echo",null,0]\n' % n for n in range(1, 50_001))  # every one expired on arrival
+
+    def send_all() -> None:
+        try:
+            raw.sock.sendall(flood)
+        except OSError:
+            pass
+
+    sender = gevent.spawn(send_all)
+    (engine,) = server_engines(server)
+    greenlets_before = len([g for g in gc_greenlets() if not g.dead])
+    wait_until(lambda: sender.ready() or engine.transport.link.buffered > 65536, 20, what="flood read or backed up")
+    wait_until(lambda: not engine._inbound and len(engine._soon) < 100, 10, what="every expired request answered")
+    assert work.started["echo"] == 0, "no expired request ran"
+    assert len([g for g in gc_greenlets() if not g.dead]) < greenlets_before + 10, "no greenlet per answer"
+    other = tcp_connect(server)
+    assert other.request("echo", "others are served", timeout=5) == "others are served"
+    sender.kill()
+
+
+def gc_greenlets() -> list[Any]:
+    """Every greenlet object alive in this process."""
+    import gc
+
+    import greenlet
+
+    return [obj for obj in gc.get_objects() if isinstance(obj, greenlet.greenlet)]

@@ -64,6 +64,12 @@ class MushroomService(SimpleServer):
     def rpc_note(self, request: Any) -> None:
         self.notes.append(request.data)
 
+    def rpc_slow(self, request: Any) -> str:
+        import gevent
+
+        gevent.sleep(request.data)
+        return "slept"
+
 
 class ClientService:
     def __init__(self) -> None:
@@ -127,4 +133,35 @@ def test_the_websocket_connect_option_does_mushrooms_bootstrap(mushroom_server: 
         assert client.request("add", [20, 22], timeout=5) == 42
         assert mushroom_server.auths == [{"token": "option"}]
     finally:
+        client.close()
+
+
+@pytest.mark.parametrize("transport", ["ws", "poll"])
+def test_a_mushroom_server_never_gets_a_cancel_or_a_deadline(mushroom_server: Any, transport: str) -> None:
+    """Timeouts and cancels stay on our side: mushroom's parser would refuse code 5 and a five-item request."""
+    from rpcengine import RequestCancelled, RequestTimeout
+
+    url = f"http://127.0.0.1:{mushroom_server.server_port}/"
+    client = connect_mushroom(url, MethodDispatcher(ClientService()), transport=transport)
+    sent: list[Any] = []
+    codec = client.transport.codec
+    encode = codec.encode
+    codec.encode = lambda value: (sent.append(value), encode(value))[1]  # type: ignore[method-assign]
+    try:
+        assert client.transport.features == frozenset()
+        with pytest.raises(RequestTimeout):
+            client.request("slow", 0.3, timeout=0.05)
+        call = client.call("slow", 0.3, timeout=5)
+        assert call.cancel()
+        with pytest.raises(RequestCancelled):
+            call.get()
+        # The session is intact: both calls reached mushroom as plain four-item requests.
+        assert client.request("add", [1, 2], timeout=5) == 3
+        assert client.request("ask_client", 4, timeout=5) == 8
+        messages = [value for value in sent if isinstance(value, list)]
+        assert [m[2] for m in messages if m[0] == 2][:4] == ["slow", "slow", "add", "ask_client"]
+        assert all(len(m) == 4 for m in messages if m[0] == 2), messages
+        assert not [m for m in messages if m[0] == 5], messages
+    finally:
+        codec.encode = encode  # type: ignore[method-assign]
         client.close()
