@@ -83,7 +83,8 @@ class Call:
         """Wait (yielding to the hub) for the call to end; return the answer's data.
 
         Raises :class:`~rpcengine.errors.RequestException` (the peer's Error),
-        :class:`~rpcengine.errors.RequestTimeout` (the call's timeout),
+        :class:`~rpcengine.errors.RequestTimeout` (the call's timeout, or the
+        peer's ``deadline_exceeded`` Error, which says the same),
         :class:`~rpcengine.errors.RequestCancelled` or
         :class:`~rpcengine.errors.ConnectionLost`, as
         :meth:`Engine.request <rpcengine.engine.Engine.request>` does. With
@@ -110,7 +111,11 @@ class Call:
         if kind is Response:
             return outcome.data
         if kind is Error:
-            raise RequestException(outcome.data)
+            data = outcome.data
+            if type(data) is dict and data.get("error") == "deadline_exceeded":
+                # The peer saw the deadline pass a moment before this side's timer did: the same timeout.
+                raise RequestTimeout(f"no answer to {self.method!r} (id {self.message_id}) within {self.timeout} s")
+            raise RequestException(data)
         raise outcome.with_traceback(None)
 
     def result(self) -> Any:

@@ -44,14 +44,17 @@ def test_call_traces_the_request_and_its_answer(served: Served) -> None:
     assert [direction for direction, _, _ in lines] == ["sent", "received"]
     (_, peer, request), (_, _, response) = lines
     assert peer == url
-    assert request[0] == 2 and request[2:] == ["echo", [2, 3]]
+    # The call's timeout travels with it (the session negotiated the deadline feature): --timeout's 30 s.
+    assert request[0] == 2 and request[2:] == ["echo", [2, 3], 30_000]
     assert response[0] == 3 and response[2] == request[1] and response[3] == [2, 3]
 
 
 def test_serve_traces_what_each_client_sends_and_gets(served: Served) -> None:
     url = served.urls[0]
     assert run_cli("call", url, "echo", "traced-on-the-server").returncode == 0
-    received = served.wait_for_stderr(r'^.* (←|<) (127\.0\.0\.1:\d+) \[2, ?(\d+), ?"echo", ?"traced-on-the-server"\]$')
+    received = served.wait_for_stderr(
+        r'^.* (←|<) (127\.0\.0\.1:\d+) \[2, ?(\d+), ?"echo", ?"traced-on-the-server", ?30000\]$'  # with its deadline
+    )
     peer, ident = received.group(2), received.group(3)
     answer = served.wait_for_stderr(rf'^.* (→|>) {re.escape(peer)} \[3, ?\d+, ?{ident}, ?"traced-on-the-server"\]$')
     assert LINE.match(answer.group(0))

@@ -78,7 +78,8 @@ def test_every_generated_error_kind_is_documented() -> None:
     for package in ("rpcengine", "dispatchers", "transports"):
         for path in (ROOT / package).glob("*.py"):  # not rpcengine/cli: the demo's own errors are not the library's
             kinds |= set(re.findall(r'error_data\(\s*"(\w+)"', path.read_text()))
-    assert kinds >= {"method_not_found", "internal_error", "unencodable_result", "invalid_message"}
+            kinds |= set(re.findall(r'_interrupt\(\w+, "(\w+)"', path.read_text()))  # cancelled, deadline_exceeded
+    assert kinds >= {"method_not_found", "internal_error", "unencodable_result", "invalid_message", "cancelled"}
     for kind in kinds:
         assert f"``{kind}``" in protocol, f"error kind {kind!r} is not in docs/protocol.rst"
 

@@ -25,7 +25,7 @@ from gevent.threadpool import _WorkerGreenlet as ThreadPoolWorker
 from greenlet import greenlet
 
 from dispatchers import MethodDispatcher
-from rpcengine import ConnectionLost, Engine, Error, Message, Request, RpcError
+from rpcengine import ALL_FEATURES, ConnectionLost, Engine, Error, Message, Request, RpcError
 from transports.link import SocketLink
 from transports.memory import pair
 from transports.session import Session
@@ -290,9 +290,11 @@ class LoopbackWorld(World):
     def connect(self, **options: Any) -> Connection:
         """Return a new loopback connection."""
         capacity = options.pop("capacity", 1024)
-        left, right = pair(capacity=capacity)
+        server_options = dict(self.options)
+        features = server_options.pop("features", ALL_FEATURES)  # (a pair's, not an Engine's option)
+        left, right = pair(capacity=capacity, features=features)
         client = Engine(left, options.pop("rpc_handler", None) or _refuse, **options)
-        server = Engine(right, self.handler, **self.options)
+        server = Engine(right, self.handler, **server_options)
         conn = Connection(client, server, left.send_raw, right.send_raw)
         self.connections.append(conn)
         return conn
