@@ -54,7 +54,7 @@ for method, kind in engine_errors.items():
     except RequestException as exc:
         assert exc.data["error"] == kind, exc.data
 
-# A timeout stops the wait; the call may still run on the server.
+# A timeout stops the wait, and the server is sent a Cancel that stops the work (see the calls how-to).
 try:
     client.request("sleep", 2, timeout=0.1)
 except RequestTimeout:  # also a builtin TimeoutError
