@@ -23,21 +23,25 @@ from benchmarks.report import add_ratios, submit_sentence, submit_summary, submi
 from benchmarks.rounds import plan
 
 
-def test_scenarios_are_selectable_and_run_after_a() -> None:
+def test_scenarios_are_selectable_and_run_right_after_their_systems_a() -> None:
     assert parse_scenarios("A,S,S8") == ["A", "S", "S8"]
     available = {
         "raw-tcp": {"scenarios": ["A", "B"], "in_process": False},
         "rpcengine-tcp": {"scenarios": ["A", "S", "S8", "B"], "in_process": False},
     }
+    available["mprpc"] = {"scenarios": ["A"], "in_process": False}
     cases = plan(available, ["B", "S8", "S", "A"], d_calls=100)
     assert [(c["system"], c["scenario"]) for c in cases] == [
         ("raw-tcp", "A"),
         ("rpcengine-tcp", "A"),
         ("rpcengine-tcp", "S"),
         ("rpcengine-tcp", "S8"),
+        ("mprpc", "A"),
         ("raw-tcp", "B"),
         ("rpcengine-tcp", "B"),
     ]
+    # without A, S and S8 keep their own place
+    assert [c["scenario"] for c in plan(available, ["S", "B"], d_calls=100)] == ["S", "B", "B"]
 
 
 class FakeConn:
