@@ -12,7 +12,7 @@ import resource
 from collections.abc import Callable
 from typing import Any, Protocol
 
-#: Scenario A, B, Bpool and D payload (the one of issue #11).
+#: Scenario A, B, Bpool, D, S and S8 payload (the one of issue #11).
 SMALL_PAYLOAD: dict[str, Any] = {"x": 1, "s": "hello"}
 #: Size of the scenario C1 payload (a str of this many ASCII characters).
 LARGE_PAYLOAD_SIZE = 64 * 1024
@@ -21,7 +21,9 @@ STRUCTURED_ITEMS = 606
 #: Length of each dict's ``note`` string, chosen so that the compact JSON of the list is about 64 KiB.
 STRUCTURED_NOTE = 68
 #: Every scenario, in the order of the report and of each round.
-SCENARIOS = ("A", "B", "Bpool", "C", "C1", "D")
+SCENARIOS = ("A", "S", "S8", "B", "Bpool", "C", "C1", "D")
+#: The scenarios whose calls come from plain OS threads through ``Engine.submit`` -> the number of threads.
+THREAD_SCENARIOS = {"S": 1, "S8": 8}
 #: Every request waits at most this long for its answer.
 CALL_TIMEOUT = 10.0
 #: Number of open files asked for in each worker process (scenario D needs > 2,000).

@@ -13,7 +13,15 @@ from typing import Any
 
 from benchmarks.base import SCENARIOS
 from benchmarks.machine import machine_info
-from benchmarks.report import add_ratios, cost_table, memory_table, throughput_table
+from benchmarks.report import (
+    add_ratios,
+    cost_table,
+    memory_table,
+    submit_sentence,
+    submit_summary,
+    submit_table,
+    throughput_table,
+)
 from benchmarks.rounds import run_rounds
 from benchmarks.runner import ROOT, Settings, WorkerError, pin_workers, probe, run_memory
 from benchmarks.systems import SYSTEMS
@@ -31,11 +39,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios",
         default=",".join(SCENARIOS),
-        help=f"comma-separated subset of the scenarios {', '.join(SCENARIOS)} (default all; 'ABD' also works)",
+        help=f"comma-separated subset of the scenarios {', '.join(SCENARIOS)} (default all; 'ABD' also works;"
+        " S and S8 are submit() from 1 and 8 plain threads, compared with A: run them with A, e.g. A,S,S8)",
     )
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; ratios are medians over them)")
     parser.add_argument("--reps", type=int, help="timed repetitions per case in each round (default 1)")
-    parser.add_argument("--duration", type=float, help="seconds per repetition of A, B, Bpool, C, C1 (default 1.5)")
+    parser.add_argument(
+        "--duration", type=float, help="seconds per repetition of A, S, S8, B, Bpool, C, C1 (default 1.5)"
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin the server worker to CPU 1 and the client worker to CPU 0"
@@ -82,6 +93,9 @@ def _probe_all(names: list[str]) -> tuple[dict[str, dict[str, Any]], dict[str, s
             _say(f"SKIP {name}: {info['skip']}")
         else:
             available[name] = info
+            for scenario, reason in info.get("scenario_skips", {}).items():
+                skipped[f"{name} {scenario}"] = reason
+                _say(f"SKIP {name} {scenario}: {reason}")
     return available, skipped
 
 
@@ -140,6 +154,18 @@ def main(argv: list[str] | None = None) -> int:
         " separate untimed pass of round 1; loopback's figures are both ends in one process)\n"
     )
     _say(cost_table(cases))
+    submit = submit_summary(cases)
+    if submit:
+        _say(
+            "\nsubmit() from plain threads (S, S8: a HubThread in the client process holds one TCP engine) against"
+            " request() on the hub (A of the same system, same rounds); us/call = 1e6 / calls/s (medians over the"
+            " rounds; S8: time per call at its throughput), vs A and extra us/call: per-round medians; client CPU:"
+            " all the client's threads; thread CPUs: the affinity read in the hub and calling threads\n"
+        )
+        _say(submit_table(submit))
+        sentence = submit_sentence(submit)
+        if sentence:
+            _say(f"\n{sentence}")
     if memory:
         _say(
             "\nMemory (bytes; idle conn: server-side delta / connections; pending req: client-side delta / requests)\n"
@@ -152,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"\n{case['system']} {case['scenario']}: round failed: {error}")
         if case.get("errors"):
             _say(f"\n{case['system']} {case['scenario']}: {case['errors']} failed calls, first: {case['first_error']}")
+        if case.get("hub_start_failures"):
+            _say(
+                f"\n{case['system']} {case['scenario']}: a new HubThread died before connecting"
+                f" {case['hub_start_failures']} times over the rounds and was started again (the engine's thread"
+                f" ends when its hub has nothing to do yet), first: {case['first_hub_start_failure']}"
+            )
     targets = evaluate(cases, memory)
     _say("\nTargets of issue #11 (this run)\n")
     _say(targets_table(targets))
@@ -165,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             "cases": cases,
             "memory": memory,
             "targets": targets,
+            "submit": submit,
             "skipped": skipped,
             "seconds": round(elapsed, 1),
             "load_average_at_end": os.getloadavg(),

@@ -1,15 +1,18 @@
-"""The load scenarios (A, B, Bpool, C, C1, D), run inside the client worker against any System.
+"""The load scenarios (A, S, S8, B, Bpool, C, C1, D), run inside the client worker against any System.
 
 Each ``run_*`` function performs one timed repetition and returns a
 :class:`Rep` with the number of calls, the elapsed wall time of the timed
 phase, the CPU time both processes spent in it (from a :class:`Meter`) and
 the number of failed calls. In scenario D the timed phase starts once all
 connections are open and ends when the last call returned; connecting and
-closing are outside it.
+closing are outside it. In S and S8 the calls come from plain OS threads
+(started before the timed phase, released together), not from greenlets.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +21,7 @@ from typing import Any
 import gevent
 from gevent.event import Event
 
-from benchmarks.base import Conn, System, cpu_seconds, payload_for
+from benchmarks.base import THREAD_SCENARIOS, Conn, System, cpu_seconds, payload_for
 
 #: Callers sharing one connection in scenario B, and connections (one caller each) in Bpool.
 B_CALLERS = 100
@@ -39,6 +42,8 @@ class Rep:
     first_error: str = ""
     client_cpu: float = 0.0
     server_cpu: float = 0.0
+    #: S and S8: the CPUs the calling threads and the hub thread were allowed on (read in each thread).
+    thread_cpus: list[int] | None = None
 
 
 class Meter:
@@ -98,6 +103,61 @@ def run_concurrent(conns: list[Conn], payload: Any, duration: float, meter: Mete
     elapsed = time.perf_counter() - start
     gevent.killall(greenlets, timeout=1)
     return meter.stop(Rep(sum(counts), elapsed, len(errors), first_error=errors[0] if errors else ""))
+
+
+def _thread_cpus() -> list[int]:
+    """The CPUs the calling OS thread may run on (Linux: the affinity of this thread, not the process)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+
+
+def run_threads(conn: Conn, threads: int, payload: Any, duration: float, meter: Meter) -> Rep:
+    """S and S8: ``threads`` plain OS threads, each making sequential calls on ``conn`` for ``duration`` seconds.
+
+    The threads are started first and wait on a barrier; the timed phase runs
+    from their release to the end of the last one (each checks the clock
+    every 8 calls, as :func:`run_sequential` does). This thread only waits
+    (``Thread.join``) meanwhile.
+    """
+    counts = [0] * threads
+    errors: list[str] = []
+    cpus: set[int] = set()
+    barrier = threading.Barrier(threads + 1)
+    deadline = [0.0]
+
+    def caller(index: int) -> None:
+        cpus.update(_thread_cpus())
+        calls = 0
+        try:
+            barrier.wait()
+            end = deadline[0]
+            while time.perf_counter() < end:
+                for _ in range(8):
+                    conn.call(payload)
+                    calls += 1
+        except Exception as exc:
+            errors.append(repr(exc))
+        counts[index] = calls
+
+    in_hub = getattr(conn, "in_hub", None)
+    if in_hub is not None:
+        cpus.update(in_hub(_thread_cpus))
+    workers = [threading.Thread(target=caller, args=(i,), name=f"bench-caller-{i}") for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    meter.start()
+    start = time.perf_counter()
+    deadline[0] = start + duration
+    barrier.wait(timeout=30)
+    for worker in workers:
+        worker.join(duration + 30)
+    elapsed = time.perf_counter() - start
+    rep = meter.stop(Rep(sum(counts), elapsed, len(errors), first_error=errors[0] if errors else ""))
+    stuck = [w.name for w in workers if w.is_alive()]
+    if stuck:
+        rep.errors += len(stuck)
+        rep.first_error = rep.first_error or f"threads still in a call {duration + 30:.0f} s after the end: {stuck}"
+    rep.thread_cpus = sorted(cpus)
+    return rep
 
 
 def run_many_connections(
@@ -160,11 +220,13 @@ def run_scenario(
         return run_sequential(conns[0], payload, duration, meter)
     if scenario in ("B", "Bpool"):
         return run_concurrent(conns, payload, duration, meter)
+    if scenario in THREAD_SCENARIOS:
+        return run_threads(conns[0], THREAD_SCENARIOS[scenario], payload, duration, meter)
     return run_many_connections(lambda: system.connect(port, "D"), payload, meter, D_CONNECTIONS, d_calls)
 
 
 def open_conns(system: System, port: int, scenario: str) -> list[Conn]:
-    """Open the connections a scenario keeps across repetitions (none for D; Bpool one per caller)."""
+    """Open the connections a scenario keeps across repetitions (none for D; Bpool one per caller; S, S8 one)."""
     if scenario == "D":
         return []
     if scenario == "Bpool":

@@ -5,9 +5,13 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from benchmarks.base import THREAD_SCENARIOS as THREADS
+
 #: Short description of each scenario, used in the tables.
 SCENARIO_LABELS = {
     "A": "A seq small",
+    "S": "S submit, 1 thread",
+    "S8": "S8 submit, 8 threads",
     "B": "B 100 in flight, 1 conn",
     "Bpool": "Bpool 100 conn x 1",
     "C": "C seq 606 dicts",
@@ -18,6 +22,10 @@ SCENARIO_LABELS = {
 RAW_TCP = "raw-tcp"
 #: The other baselines, and their short names in the "other ratios" column.
 OTHER_BASELINES = {"raw-tcp-plain": "plain", "raw-ws": "ws", "mprpc": "mprpc"}
+#: Scenarios measured against another scenario of the same round (S and S8: submit() against A's request()).
+REFERENCE_SCENARIO = {"S": "A", "S8": "A"}
+#: Systems whose reference scenario is also a ratio of S and S8 ("raw A", "mprpc A"), besides the system's own.
+REFERENCE_BASELINES = {RAW_TCP: "raw", "mprpc": "mprpc"}
 
 
 def scenario_label(scenario: str, d_calls: int) -> str:
@@ -40,7 +48,15 @@ def summarize_round(result: dict[str, Any]) -> dict[str, Any]:
         "server_us": _median([r["server_cpu"] / r["calls"] * 1e6 for r in good]),
         "errors": sum(r["errors"] for r in reps),
         "first_error": next((r["first_error"] for r in reps if r["first_error"]), ""),
+        **_thread_cpus(reps),
+        **({"hub_start_failures": result["hub_start_failures"]} if result.get("hub_start_failures") else {}),
     }
+
+
+def _thread_cpus(reps: list[dict[str, Any]]) -> dict[str, list[int]]:
+    """S, S8: ``{"thread_cpus": [...]}``, the CPUs the client's calling threads and hub thread could run on."""
+    seen = [r["thread_cpus"] for r in reps if r.get("thread_cpus") is not None]
+    return {"thread_cpus": sorted({cpu for cpus in seen for cpu in cpus})} if seen else {}
 
 
 def summarize_case(case: dict[str, Any]) -> None:
@@ -58,6 +74,10 @@ def summarize_case(case: dict[str, Any]) -> None:
     case["server_us"] = _median([r["server_us"] for r in rounds if r["server_us"] is not None])
     case["errors"] = sum(r["errors"] for r in rounds)
     case["first_error"] = next((r["first_error"] for r in rounds if r["first_error"]), "")
+    start_failures = [f for r in rounds for f in r.get("hub_start_failures", [])]
+    if start_failures:
+        case["hub_start_failures"] = len(start_failures)
+        case["first_hub_start_failure"] = start_failures[0]
 
 
 def round_ratio(case: dict[str, Any], base: dict[str, Any]) -> float | None:
@@ -70,10 +90,23 @@ def round_ratio(case: dict[str, Any], base: dict[str, Any]) -> float | None:
 
 
 def add_ratios(cases: list[dict[str, Any]]) -> None:
-    """Set ``ratios`` on each case: baseline system -> median per-round ratio, for each baseline that ran."""
+    """Set ``ratios`` on each case: baseline system -> median per-round ratio, for each baseline that ran.
+
+    S and S8 are measured against scenario A of the same round instead: the
+    keys are ``"<system> A"``, the same system's A first (submit() against
+    request()), then raw-tcp's and mprpc's A where they ran.
+    """
     by_key = {(c["system"], c["scenario"]): c for c in cases}
     for case in cases:
         case["ratios"] = {}
+        reference = REFERENCE_SCENARIO.get(case["scenario"])
+        if reference is not None:
+            for base_name in (case["system"], *REFERENCE_BASELINES):
+                base = by_key.get((base_name, reference))
+                ratio = None if base is None else round_ratio(case, base)
+                if ratio is not None:
+                    case["ratios"][f"{base_name} {reference}"] = ratio
+            continue
         for base_name in (RAW_TCP, *OTHER_BASELINES):
             base = by_key.get((base_name, case["scenario"]))
             if base is None or base is case:
@@ -88,6 +121,15 @@ def _num(value: float | None, digits: int = 0) -> str:
 
 
 def _other_ratios(case: dict[str, Any]) -> str:
+    reference = REFERENCE_SCENARIO.get(case["scenario"])
+    if reference is not None:
+        own = case.get("ratios", {}).get(f"{case['system']} {reference}")
+        shown = [] if own is None else [f"{reference} {own:.2f}"]
+        for base, short in REFERENCE_BASELINES.items():
+            ratio = case.get("ratios", {}).get(f"{base} {reference}")
+            if ratio is not None:
+                shown.append(f"{short} {reference} {ratio:.2f}")
+        return ", ".join(shown) or "-"
     shown = []
     for base, short in OTHER_BASELINES.items():
         ratio = case.get("ratios", {}).get(base)
@@ -203,3 +245,119 @@ def memory_table(memory: dict[str, dict[str, Any]]) -> str:
             ]
         )
     return _table(header, rows, {1, 2, 3, 4, 5, 6})
+
+
+def _us(calls_per_s: float | None) -> float | None:
+    return None if not calls_per_s else 1e6 / calls_per_s
+
+
+def _extra_us(case: dict[str, Any], base: dict[str, Any]) -> float | None:
+    """Median over the rounds of (wall us per call of ``case`` - that of ``base``) in the same round."""
+    extras = []
+    for mine, theirs in zip(case["rounds"], base["rounds"], strict=False):
+        if mine and theirs and "error" not in mine and "error" not in theirs:
+            if mine["calls_per_s"] > 0 and theirs["calls_per_s"] > 0:
+                extras.append(1e6 / mine["calls_per_s"] - 1e6 / theirs["calls_per_s"])
+    return _median(extras)
+
+
+def submit_summary(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """S and S8 against the same system's A (request() on the hub) of the same rounds, one entry per S case.
+
+    ``us_per_call`` is wall time per call (1e6 / calls/s, medians over the
+    rounds): with one call in flight (S, A) the round trip of one call; for
+    S8 the time per call at its throughput, ``thread_us_per_call`` the round
+    trip each of its threads sees. ``extra_us_per_call`` (one thread only)
+    is the per-round median of S's minus A's wall us per call;
+    ``client_cpu_us`` the client process's CPU per call (all its threads).
+    """
+    by_key = {(c["system"], c["scenario"]): c for c in cases}
+    rows = []
+    for case in _ordered(cases):
+        reference = REFERENCE_SCENARIO.get(case["scenario"])
+        if reference is None:
+            continue
+        base = by_key.get((case["system"], reference))
+        if base is not None and "calls_per_s" not in base:
+            base = None
+        rate = case.get("calls_per_s")
+        threads = THREADS.get(case["scenario"], 1)
+        good = [r for r in case["rounds"] if r is not None and "error" not in r]
+        rows.append(
+            {
+                "system": case["system"],
+                "scenario": case["scenario"],
+                "threads": threads,
+                "rounds": len(good),
+                "calls_per_s": rate,
+                "us_per_call": _us(rate),
+                "thread_us_per_call": None if not rate else threads * 1e6 / rate,
+                "client_cpu_us": case.get("client_us"),
+                "server_cpu_us": case.get("server_us"),
+                "reference": reference,
+                "reference_calls_per_s": None if base is None else base["calls_per_s"],
+                "reference_us_per_call": None if base is None else _us(base["calls_per_s"]),
+                "reference_client_cpu_us": None if base is None else base.get("client_us"),
+                "ratio": case.get("ratios", {}).get(f"{case['system']} {reference}"),
+                "extra_us_per_call": None if base is None or not rate or threads != 1 else _extra_us(case, base),
+                "thread_cpus": sorted({cpu for r in good for cpu in r.get("thread_cpus", [])}),
+                "hub_start_failures": case.get("hub_start_failures", 0),
+            }
+        )
+    return rows
+
+
+def submit_table(rows: list[dict[str, Any]]) -> str:
+    """The rows of :func:`submit_summary` as a table: submit() from threads against request() on the hub."""
+    header = [
+        "system",
+        "scenario",
+        "calls/s",
+        "us/call",
+        "vs A",
+        "extra us/call",
+        "client CPU us",
+        "A request() calls/s",
+        "A us/call",
+        "A client CPU us",
+        "thread CPUs",
+    ]
+    body = []
+    for row in rows:
+        body.append(
+            [
+                row["system"],
+                SCENARIO_LABELS[row["scenario"]],
+                _num(row["calls_per_s"]),
+                _num(row["us_per_call"], 1),
+                _num(row["ratio"], 2),
+                _num(row["extra_us_per_call"], 1),
+                _num(row["client_cpu_us"], 1),
+                _num(row["reference_calls_per_s"]),
+                _num(row["reference_us_per_call"], 1),
+                _num(row["reference_client_cpu_us"], 1),
+                ",".join(str(c) for c in row["thread_cpus"]) or "-",
+            ]
+        )
+    return _table(header, body, {2, 3, 4, 5, 6, 7, 8, 9})
+
+
+def submit_sentence(rows: list[dict[str, Any]]) -> str | None:
+    """One line for the notes: what submit() from one thread costs per call against request() on the hub."""
+    one = next((r for r in rows if r["scenario"] == "S" and r["us_per_call"] and r["reference_us_per_call"]), None)
+    if one is None:
+        return None
+    text = (
+        f"{one['system']}: submit() from a thread costs {one['us_per_call']:.1f} us per call against"
+        f" {one['reference_us_per_call']:.1f} us for request() on the hub (wall time per sequential call, medians"
+        f" over {one['rounds']} rounds; per-round ratio {_num(one['ratio'], 2)},"
+        f" extra {_num(one['extra_us_per_call'], 1)} us; client CPU {_num(one['client_cpu_us'], 1)} us"
+        f" against {_num(one['reference_client_cpu_us'], 1)} us)"
+    )
+    eight = next((r for r in rows if r["scenario"] == "S8" and r["calls_per_s"]), None)
+    if eight is not None:
+        text += (
+            f"; {eight['threads']} threads: {eight['calls_per_s']:,.0f} calls/s ({_num(eight['ratio'], 2)} of A,"
+            f" {eight['thread_us_per_call']:.1f} us per call in each thread)"
+        )
+    return text

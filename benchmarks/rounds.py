@@ -3,8 +3,11 @@
 Each round runs the cases scenario by scenario (every system's A, then
 every system's B, ...), so a system and its baselines are measured within
 seconds of each other; ratios are then taken within each round
-(:func:`benchmarks.report.add_ratios`). The first round also runs each
-case's counting pass (switches and Python calls per call).
+(:func:`benchmarks.report.add_ratios`). A scenario measured against another
+one of the same system (S and S8 against A) runs right after that system's
+case of it: rpcengine-tcp's A, S, S8, then the next system's A. The first
+round also runs each case's counting pass (switches and Python calls per
+call).
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.base import SCENARIOS
-from benchmarks.report import scenario_label, summarize_case, summarize_round
+from benchmarks.report import REFERENCE_SCENARIO, scenario_label, summarize_case, summarize_round
 from benchmarks.runner import Settings, WorkerError, run_case
 from benchmarks.systems import SYSTEMS
 
 
 def plan(available: dict[str, dict[str, Any]], scenarios: list[str], d_calls: int) -> list[dict[str, Any]]:
-    """The cases of one round, in their order: by scenario, then by system in the registry's order."""
+    """The cases of one round, in their order: by scenario, then by system in the registry's order.
+
+    A case with a reference scenario (S, S8: A) follows the same system's
+    case of that scenario, in the order of :data:`SCENARIOS`.
+    """
     order = list(SYSTEMS)
     cases = []
     for scenario in SCENARIOS:
@@ -41,7 +48,14 @@ def plan(available: dict[str, dict[str, Any]], scenarios: list[str], d_calls: in
                         "wall_seconds": 0.0,
                     }
                 )
-    return sorted(cases, key=lambda c: (c["scenario_order"], c["order"]))
+
+    def run_order(case: dict[str, Any]) -> tuple[int, int, int]:
+        reference = REFERENCE_SCENARIO.get(case["scenario"])
+        if reference is None or reference not in scenarios:
+            return (case["scenario_order"], case["order"], 0)
+        return (SCENARIOS.index(reference), case["order"], case["scenario_order"])
+
+    return sorted(cases, key=run_order)
 
 
 def _run_one(case: dict[str, Any], info: dict[str, Any], settings: Settings, count: bool) -> str:

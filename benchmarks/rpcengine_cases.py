@@ -3,6 +3,8 @@
 Written against the public API of ``transports.tcp``, ``transports.websocket``,
 ``transports.memory``, ``rpcengine`` and ``dispatchers``; a system whose
 imports fail reports why through :meth:`System.unavailable` and is skipped.
+rpcengine-tcp's S and S8 connections live on an ``rpcengine.HubThread`` and
+are called through ``Engine.submit`` from plain threads (:class:`HubThreadConn`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from gevent.event import Event
 
-from benchmarks.base import CALL_TIMEOUT, Conn, System
+from benchmarks.base import CALL_TIMEOUT, THREAD_SCENARIOS, Conn, System
 
 
 class Service:
@@ -52,6 +54,67 @@ class EngineConn:
             close()
 
 
+#: Attempts at starting a HubThread and connecting on it before giving up (see :class:`HubThreadConn`).
+HUB_START_ATTEMPTS = 10
+#: Seconds one attempt waits for ``hub.run(connect, ...)``.
+HUB_CONNECT_TIMEOUT = 5.0
+
+
+class HubThreadConn:
+    """A :class:`~benchmarks.base.Conn` for plain OS threads: one client Engine on an ``rpcengine.HubThread``.
+
+    The engine is made on the hub thread (``hub.run(connect, ...)``); every
+    :meth:`call` is ``engine.submit(method, data).result()`` from the calling
+    thread, which must not be the hub's. The hub thread is created by the
+    calling process, so it inherits its CPU affinity (the pinned client core).
+
+    A HubThread whose hub has nothing to do when its thread starts waiting
+    ends at once (the wait on its stop Event raises gevent's LoopExit, and
+    the hub and its loop are destroyed), so a ``run`` that comes a little
+    late fails (``ValueError: operation on destroyed loop``, ``RuntimeError:
+    the hub thread is not running``, or a ``TimeoutError`` when the callback
+    reached the loop after it decided to exit). Once the engine is connected,
+    its socket keeps the hub running. The connection is therefore retried
+    with a new HubThread while the thread died (not when it lives: a real
+    connect error is raised), up to :data:`HUB_START_ATTEMPTS` times; each
+    failed attempt is kept in :attr:`start_failures` and reported.
+    """
+
+    def __init__(self, connect: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        from rpcengine import HubThread
+
+        self.start_failures: list[str] = []
+        for _ in range(HUB_START_ATTEMPTS):
+            hub = HubThread(name="bench-hub").start()
+            try:
+                engine = hub.run(connect, *args, timeout=HUB_CONNECT_TIMEOUT, **kwargs)
+            except Exception as exc:
+                if hub.join(1):  # the thread ended: the start race above
+                    self.start_failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                hub.stop()
+                hub.join(10)
+                raise
+            self.hub, self.engine = hub, engine
+            hub.on_stop(engine.close)
+            return
+        raise RuntimeError(f"the HubThread died on start {HUB_START_ATTEMPTS} times: {self.start_failures[-1]}")
+
+    def call(self, data: Any, method: str = "echo") -> Any:
+        """``engine.submit(method, data).result()``, with A's call timeout (and a bound on the wait for the future)."""
+        return self.engine.submit(method, data, timeout=CALL_TIMEOUT).result(CALL_TIMEOUT + 5)
+
+    def in_hub(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run ``func(*args)`` in a greenlet of the hub thread and return its result (for the counting hooks)."""
+        return self.hub.run(func, *args, timeout=30)
+
+    def close(self) -> None:
+        """Stop the hub thread (it closes the engine first) and wait for it to end."""
+        self.hub.stop()
+        if not self.hub.join(10):
+            raise RuntimeError("the HubThread did not end within 10 s of stop()")
+
+
 def _import_error(*modules: str) -> str | None:
     """Return a skip reason if any of ``modules`` cannot be imported, else None."""
     import importlib
@@ -65,11 +128,11 @@ def _import_error(*modules: str) -> str | None:
 
 
 class RpcengineTcp(System):
-    """rpcengine over ``transports.tcp`` (default codec, or orjson)."""
+    """rpcengine over ``transports.tcp`` (default codec, or orjson); S and S8 call it through ``submit``."""
 
     name = "rpcengine-tcp"
     description = "transports.tcp TcpServer/connect + MethodDispatcher"
-    scenarios = ("A", "B", "Bpool", "C", "C1", "D")
+    scenarios = ("A", "S", "S8", "B", "Bpool", "C", "C1", "D")
     memory = True
     codec: str | None = None
 
@@ -81,8 +144,8 @@ class RpcengineTcp(System):
         return {}
 
     def unavailable(self) -> str | None:
-        """Skip when transports.tcp or dispatchers cannot be imported."""
-        modules = ("transports.tcp", "dispatchers", "rpcengine.codec" if self.codec else "rpcengine")
+        """Skip when transports.tcp, dispatchers or rpcengine (with its codec or HubThread) cannot be imported."""
+        modules = ("transports.tcp", "dispatchers", "rpcengine.codec" if self.codec else "rpcengine.hubthread")
         return _import_error(*modules)
 
     def start_server(self) -> tuple[int, Callable[[], None]]:
@@ -94,9 +157,11 @@ class RpcengineTcp(System):
         return server.address[1], lambda: server.stop(timeout=1)
 
     def connect(self, port: int, scenario: str) -> Conn:
-        """``transports.tcp.connect`` returns the Engine."""
+        """``transports.tcp.connect`` returns the Engine; for S and S8 it is made on a HubThread."""
         from transports.tcp import connect
 
+        if scenario in THREAD_SCENARIOS:
+            return HubThreadConn(connect, "127.0.0.1", port, **self._codec_kwargs())
         return EngineConn(connect("127.0.0.1", port, **self._codec_kwargs()))
 
 

@@ -20,9 +20,9 @@ from typing import Any
 import gevent
 from gevent import socket
 
-from benchmarks.base import payload_for, raise_nofile_limit, same_data
+from benchmarks.base import THREAD_SCENARIOS, payload_for, raise_nofile_limit, same_data
 from benchmarks.control import ControlClient, NoControl, start_control_server
-from benchmarks.counting import COUNTER, KINDS
+from benchmarks.counting import COUNTER, KINDS, EventCounter, ThreadedCounter
 from benchmarks.loads import Meter, close_conns, open_conns, run_many_connections, run_scenario
 from benchmarks.memory import measure_memory
 from benchmarks.systems import load_system
@@ -33,8 +33,36 @@ def _emit(value: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def _probe_threads(system: Any, port: int) -> str | None:
+    """Echo once through a HubThread connection (S, S8) from a plain thread; return why it failed, or None.
+
+    The server runs on this thread's hub, so the connection is opened, used
+    and closed from threads of gevent's thread pool while this hub goes on.
+    """
+    pool = gevent.get_hub().threadpool
+    payload = payload_for("S")
+    try:
+        with gevent.Timeout(20):
+            conn = pool.apply(system.connect, (port, "S"))
+            try:
+                answer = pool.apply(conn.call, (payload,))
+            finally:
+                pool.apply(conn.close)
+    except BaseException as exc:  # gevent.Timeout is a BaseException
+        return f"submit() smoke test failed: {type(exc).__name__}: {exc}"
+    if not same_data(answer, payload):
+        return f"submit() echo returned a different value ({str(answer)[:60]!r})"
+    return None
+
+
 def probe(name: str) -> dict[str, Any]:
-    """Import ``name``, then start its server and echo each payload (A, C, C1) once, in this process."""
+    """Import ``name``, then start its server and echo each payload (A, C, C1) once, in this process.
+
+    A system with thread scenarios (S, S8) also echoes once through
+    ``submit()`` from a plain thread; if that fails, those scenarios are
+    dropped from its list with the reason under ``scenario_skips`` (the
+    system's other scenarios still run).
+    """
     try:
         system = load_system(name)
     except Exception as exc:
@@ -59,6 +87,11 @@ def probe(name: str) -> dict[str, Any]:
                     if not same_data(answer, payload):
                         return {"skip": f"echo returned a different value ({str(answer)[:60]!r})", **info}
                 conn.close()
+                threaded = [s for s in system.scenarios if s in THREAD_SCENARIOS]
+                reason = _probe_threads(system, port) if threaded else None
+                if reason:
+                    info["scenarios"] = [s for s in system.scenarios if s not in THREAD_SCENARIOS]
+                    info["scenario_skips"] = dict.fromkeys(threaded, reason)
             finally:
                 stop()
     except BaseException as exc:  # gevent.Timeout is a BaseException
@@ -97,19 +130,27 @@ def count_pass(
     The server counts between two control commands; the same two commands
     with nothing between them are counted first and subtracted (the control
     exchange's own switches and calls). In-process systems report both ends
-    under ``client``.
+    under ``client``. A connection on a HubThread (S, S8) is counted by a
+    :class:`~benchmarks.counting.ThreadedCounter`: its hub thread and the
+    calling threads, with its own start and stop subtracted the same way.
     """
     result: dict[str, dict[str, float | None]] = {}
     untimed = Meter(lambda: 0.0)
+    in_hub = getattr(conns[0], "in_hub", None)
+    counter: EventCounter | ThreadedCounter = COUNTER if in_hub is None else ThreadedCounter(in_hub)
     for kind in KINDS:
         control.ask(f"count {kind}")
         idle = control.ask("count stop").get("count")
+        client_idle = 0
+        if counter is not COUNTER:  # S, S8: starting and stopping hand work to the hub thread
+            counter.start(kind)
+            client_idle = counter.stop()
         control.ask(f"count {kind}")
-        COUNTER.start(kind)
+        counter.start(kind)
         try:
             rep = run_scenario(system, port, scenario, duration, conns, untimed)
         finally:
-            client = COUNTER.stop()
+            client = counter.stop() - client_idle
             server = control.ask("count stop").get("count")
         calls = max(rep.calls, 1)
         result[kind] = {
@@ -147,7 +188,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         close_conns(conns)
         control.close()
-    return {"reps": results, "counts": counts}
+    start_failures = getattr(conns[0], "start_failures", None) if conns else None
+    return {"reps": results, "counts": counts, **({"hub_start_failures": start_failures} if start_failures else {})}
 
 
 def main(argv: list[str] | None = None) -> None:
