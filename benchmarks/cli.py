@@ -178,12 +178,6 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"\n{case['system']} {case['scenario']}: round failed: {error}")
         if case.get("errors"):
             _say(f"\n{case['system']} {case['scenario']}: {case['errors']} failed calls, first: {case['first_error']}")
-        if case.get("hub_start_failures"):
-            _say(
-                f"\n{case['system']} {case['scenario']}: a new HubThread died before connecting"
-                f" {case['hub_start_failures']} times over the rounds and was started again (the engine's thread"
-                f" ends when its hub has nothing to do yet), first: {case['first_hub_start_failure']}"
-            )
     targets = evaluate(cases, memory)
     _say("\nTargets of issue #11 (this run)\n")
     _say(targets_table(targets))

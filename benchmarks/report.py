@@ -49,7 +49,6 @@ def summarize_round(result: dict[str, Any]) -> dict[str, Any]:
         "errors": sum(r["errors"] for r in reps),
         "first_error": next((r["first_error"] for r in reps if r["first_error"]), ""),
         **_thread_cpus(reps),
-        **({"hub_start_failures": result["hub_start_failures"]} if result.get("hub_start_failures") else {}),
     }
 
 
@@ -74,10 +73,6 @@ def summarize_case(case: dict[str, Any]) -> None:
     case["server_us"] = _median([r["server_us"] for r in rounds if r["server_us"] is not None])
     case["errors"] = sum(r["errors"] for r in rounds)
     case["first_error"] = next((r["first_error"] for r in rounds if r["first_error"]), "")
-    start_failures = [f for r in rounds for f in r.get("hub_start_failures", [])]
-    if start_failures:
-        case["hub_start_failures"] = len(start_failures)
-        case["first_hub_start_failure"] = start_failures[0]
 
 
 def round_ratio(case: dict[str, Any], base: dict[str, Any]) -> float | None:
@@ -301,7 +296,6 @@ def submit_summary(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "ratio": case.get("ratios", {}).get(f"{case['system']} {reference}"),
                 "extra_us_per_call": None if base is None or not rate or threads != 1 else _extra_us(case, base),
                 "thread_cpus": sorted({cpu for r in good for cpu in r.get("thread_cpus", [])}),
-                "hub_start_failures": case.get("hub_start_failures", 0),
             }
         )
     return rows

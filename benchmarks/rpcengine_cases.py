@@ -54,9 +54,7 @@ class EngineConn:
             close()
 
 
-#: Attempts at starting a HubThread and connecting on it before giving up (see :class:`HubThreadConn`).
-HUB_START_ATTEMPTS = 10
-#: Seconds one attempt waits for ``hub.run(connect, ...)``.
+#: Seconds ``hub.run(connect, ...)`` may take.
 HUB_CONNECT_TIMEOUT = 5.0
 
 
@@ -67,38 +65,20 @@ class HubThreadConn:
     :meth:`call` is ``engine.submit(method, data).result()`` from the calling
     thread, which must not be the hub's. The hub thread is created by the
     calling process, so it inherits its CPU affinity (the pinned client core).
-
-    A HubThread whose hub has nothing to do when its thread starts waiting
-    ends at once (the wait on its stop Event raises gevent's LoopExit, and
-    the hub and its loop are destroyed), so a ``run`` that comes a little
-    late fails (``ValueError: operation on destroyed loop``, ``RuntimeError:
-    the hub thread is not running``, or a ``TimeoutError`` when the callback
-    reached the loop after it decided to exit). Once the engine is connected,
-    its socket keeps the hub running. The connection is therefore retried
-    with a new HubThread while the thread died (not when it lives: a real
-    connect error is raised), up to :data:`HUB_START_ATTEMPTS` times; each
-    failed attempt is kept in :attr:`start_failures` and reported.
     """
 
     def __init__(self, connect: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         from rpcengine import HubThread
 
-        self.start_failures: list[str] = []
-        for _ in range(HUB_START_ATTEMPTS):
-            hub = HubThread(name="bench-hub").start()
-            try:
-                engine = hub.run(connect, *args, timeout=HUB_CONNECT_TIMEOUT, **kwargs)
-            except Exception as exc:
-                if hub.join(1):  # the thread ended: the start race above
-                    self.start_failures.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                hub.stop()
-                hub.join(10)
-                raise
-            self.hub, self.engine = hub, engine
-            hub.on_stop(engine.close)
-            return
-        raise RuntimeError(f"the HubThread died on start {HUB_START_ATTEMPTS} times: {self.start_failures[-1]}")
+        hub = HubThread(name="bench-hub").start()
+        try:
+            engine = hub.run(connect, *args, timeout=HUB_CONNECT_TIMEOUT, **kwargs)
+        except BaseException:
+            hub.stop()
+            hub.join(10)
+            raise
+        self.hub, self.engine = hub, engine
+        hub.on_stop(engine.close)
 
     def call(self, data: Any, method: str = "echo") -> Any:
         """``engine.submit(method, data).result()``, with A's call timeout (and a bound on the wait for the future)."""

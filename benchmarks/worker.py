@@ -188,8 +188,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         close_conns(conns)
         control.close()
-    start_failures = getattr(conns[0], "start_failures", None) if conns else None
-    return {"reps": results, "counts": counts, **({"hub_start_failures": start_failures} if start_failures else {})}
+    return {"reps": results, "counts": counts}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,7 +31,14 @@ from gevent.threadpool import ThreadPool
 from rpcengine.engine import RpcHandler
 from rpcengine.messages import Notification, Request
 
-__all__ = ["DEFAULT_BLOCKING_THREADS", "BlockingHandler", "blocking", "blocking_pool", "is_blocking"]
+__all__ = [
+    "DEFAULT_BLOCKING_THREADS",
+    "REGISTERED_MARKER",
+    "BlockingHandler",
+    "blocking",
+    "blocking_pool",
+    "is_blocking",
+]
 
 #: Threads a hub's pool for ``@blocking`` handlers has, unless :func:`blocking_pool` says otherwise.
 DEFAULT_BLOCKING_THREADS = 8
@@ -43,8 +50,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 _POOLS: weakref.WeakKeyDictionary[Any, ThreadPool] = weakref.WeakKeyDictionary()
 
 
+#: Set by Registry on the functions it registered (a mark added later would go unseen).
+REGISTERED_MARKER = "__rpcengine_registered__"
+
+
 def blocking(func: F) -> F:
-    """Mark a handler (a function or an ``rpc_`` method) to run in the hub's thread pool; return it unchanged."""
+    """Mark a handler (a function or an ``rpc_`` method) to run in the hub's thread pool; return it unchanged.
+
+    Raises TypeError for a function a :class:`~dispatchers.Registry` already
+    registered (``@blocking`` above ``@registry.register``): apply it below.
+    """
+    if getattr(func, REGISTERED_MARKER, False):
+        raise TypeError(f"{func!r} is already registered: put @blocking below @registry.register")
     setattr(func, _MARKER, True)
     return func
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from dispatchers.blocking import REGISTERED_MARKER
 from dispatchers.introspection import DESCRIBE_METHOD, describe_callables
 from dispatchers.method import is_plain_method_name
 from dispatchers.params import make_handler
@@ -76,6 +77,10 @@ class Registry:
         if name in self._methods:
             raise ValueError(f"method {name!r} is registered already")
         self._methods[name] = make_handler(name, func, unpack_params=self.unpack_params, validate=self.validate)
+        try:
+            setattr(func, REGISTERED_MARKER, True)  # so that a @blocking applied on top says it comes too late
+        except (AttributeError, TypeError):
+            pass  # a builtin or a bound method takes no attributes; @blocking cannot be put on those anyway
         return func
 
     def __call__(self, request: Request | Notification) -> Any:

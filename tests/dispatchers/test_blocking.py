@@ -78,3 +78,13 @@ def test_blocking_works_with_params_and_introspection(loopback: Any) -> None:
     assert client.request("digest", ["ab", 2]) == "abab"
     (described,) = [m for m in client.request("rpcengine.describe") if m["name"] == "digest"]
     assert [p["name"] for p in described["params"]] == ["text", "times"]
+
+
+def test_blocking_above_register_is_refused_rather_than_ignored() -> None:
+    registry = Registry()
+    with pytest.raises(TypeError, match=r"below @registry\.register"):
+
+        @blocking
+        @registry.register
+        def late(request: Any) -> Any:
+            return None

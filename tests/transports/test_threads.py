@@ -301,3 +301,14 @@ def test_the_block_monitor_reports_a_hub_that_blocks(monitored: Watched) -> None
         while not monitored.blocks and time.monotonic() < deadline:
             time.sleep(0.01)
     assert monitored.blocks, "the monitor reported the blocked hub"
+
+
+def test_a_hub_thread_with_nothing_to_do_yet_stays_up() -> None:
+    """Started and used at once, or after a pause: its loop does not end for lack of work."""
+    for pause in (0.0, 0.0, 0.0, 0.05):
+        hub = HubThread().start()
+        time.sleep(pause)
+        assert hub.alive
+        assert hub.run(lambda: 42, timeout=5) == 42
+        hub.stop()
+        assert hub.join(5)
