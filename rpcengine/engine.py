@@ -407,8 +407,16 @@ class Engine:
         if len(self._pending) + len(submissions) >= self.max_pending:
             raise TooManyPendingRequests(f"{len(self._pending) + len(submissions)} requests are already pending")
         future: Future[Any] = Future()
-        submissions.append((future, is_call, method, data, timeout))
-        self._loop.run_callback_threadsafe(self._start_submitter)
+        entry = (future, is_call, method, data, timeout)
+        submissions.append(entry)
+        try:
+            self._loop.run_callback_threadsafe(self._start_submitter)
+        except Exception as exc:  # the hub's loop is gone (its thread ended without closing the engine)
+            try:
+                submissions.remove(entry)
+            except ValueError:
+                pass  # (taken meanwhile: it is being made)
+            raise ConnectionLost(f"the engine's hub no longer runs: {exc}") from None
         return future
 
     def _start_submitter(self) -> None:

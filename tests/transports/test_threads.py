@@ -20,6 +20,7 @@ import pytest
 
 from dispatchers import Registry
 from rpcengine import (
+    ConnectionLost,
     Engine,
     HandlerInterrupted,
     HubThread,
@@ -27,6 +28,7 @@ from rpcengine import (
     TooManyPendingRequests,
     WrongThread,
 )
+from transports.memory import pair
 from transports.tcp import TcpServer, connect
 
 pytestmark = pytest.mark.timeout(120)
@@ -312,3 +314,14 @@ def test_a_hub_thread_with_nothing_to_do_yet_stays_up() -> None:
         assert hub.run(lambda: 42, timeout=5) == 42
         hub.stop()
         assert hub.join(5)
+
+
+def test_submit_to_an_engine_whose_hub_thread_ended_raises_connection_lost() -> None:
+    hub = HubThread().start()
+    left, _right = hub.run(pair)
+    engine = hub.run(Engine, left, lambda request: None)
+    hub.stop()  # nobody closed the engine: its loop goes with the thread
+    assert hub.join(5)
+    with pytest.raises(ConnectionLost):
+        engine.submit("anything")
+    assert not engine._submissions
