@@ -25,6 +25,7 @@ from rpcengine import ConnectionLost, RequestException, RequestTimeout
 from .conftest import Figures
 from .support import (
     Baseline,
+    Connection,
     HealthyClient,
     LineReader,
     PeerProcess,
@@ -326,14 +327,8 @@ def test_ten_thousand_pending_then_released(world: World, baseline: Baseline, fi
     assert not left, left
 
 
-@pytest.mark.timeout(120)
-@pytest.mark.world_options(max_concurrency=20_000, features=frozenset())
-def test_ten_thousand_timeouts(world: World, baseline: Baseline, figures: Figures) -> None:
-    """10,000 calls time out; their late answers are dropped; nothing stays pending; the link still works.
-
-    On a session without the cancel and deadline features (so the handlers run on; see the next test).
-    """
-    conn = world.connect()
+def _time_out_ten_thousand(conn: Connection) -> None:
+    """Make 10,000 calls to ``wait`` that time out after 0.5 s (bounded: 60 s); assert each timed out, none pends."""
     outcomes: list[str] = []
 
     def call() -> None:
@@ -347,6 +342,17 @@ def test_ten_thousand_timeouts(world: World, baseline: Baseline, figures: Figure
     gevent.joinall(calls, timeout=60)
     assert outcomes.count("timeout") == 10_000, outcomes.count("answered")
     assert conn.client.pending_count == 0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.world_options(max_concurrency=20_000, features=frozenset())
+def test_ten_thousand_timeouts(world: World, baseline: Baseline, figures: Figures) -> None:
+    """10,000 calls time out; their late answers are dropped; nothing stays pending; the link still works.
+
+    On a session without the cancel and deadline features (so the handlers run on; see the next test).
+    """
+    conn = world.connect()
+    _time_out_ten_thousand(conn)
     wait_until(lambda: world.service.waiting == 10_000, 30, "every call reached the handler")
     world.service.release.set()
     late = len(conn.received)
@@ -354,7 +360,7 @@ def test_ten_thousand_timeouts(world: World, baseline: Baseline, figures: Figure
     assert conn.client.request("echo", "still fine", timeout=5) == "still fine"
     assert conn.client.pending_count == 0
     conn.close()
-    conn = calls = None  # drop references before the leak check
+    conn = None  # drop references before the leak check
     wait_until(lambda: world.server_sessions() == 0, 10, "sessions closed")
     left = baseline.wait_back()
     figures.add(f"load[{world.name}]", "timeouts", 10_000)
@@ -367,25 +373,13 @@ def test_ten_thousand_timeouts(world: World, baseline: Baseline, figures: Figure
 def test_ten_thousand_timeouts_stop_the_work_they_started(world: World, baseline: Baseline, figures: Figures) -> None:
     """With the features: 10,000 calls time out, each tells the server, and no handler is left running."""
     conn = world.connect()
-    outcomes: list[str] = []
-
-    def call() -> None:
-        try:
-            conn.client.request("wait", None, timeout=0.5)
-            outcomes.append("answered")
-        except RequestTimeout:
-            outcomes.append("timeout")
-
-    calls = [gevent.spawn(call) for _ in range(10_000)]
-    gevent.joinall(calls, timeout=60)
-    assert outcomes.count("timeout") == 10_000, outcomes.count("answered")
-    assert conn.client.pending_count == 0
+    _time_out_ten_thousand(conn)
     wait_until(lambda: conn.server.active_handlers == 0, 10, "every handler stopped")
     assert world.service.waiting == 0
     assert not conn.server._inbound
     assert conn.client.request("echo", "still fine", timeout=5) == "still fine"
     conn.close()
-    conn = calls = None  # drop references before the leak check
+    conn = None  # drop references before the leak check
     wait_until(lambda: world.server_sessions() == 0, 10, "sessions closed")
     left = baseline.wait_back()
     figures.add(f"load[{world.name}]", "timeouts_cancelled", 10_000)

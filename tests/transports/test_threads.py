@@ -89,6 +89,23 @@ class Service:
             return request.data
 
 
+def serve_and_connect(
+    service: Service, server_hub: HubThread, client_hub: HubThread, **client_options: Any
+) -> tuple[TcpServer, Engine]:
+    """Start a TCP server of ``service`` on one hub thread and a client of it on the other; each closes on stop."""
+
+    def start_server() -> TcpServer:
+        server = TcpServer(("127.0.0.1", 0), service.registry)
+        server.start()
+        return server
+
+    server = server_hub.run(start_server, timeout=5)
+    server_hub.on_stop(lambda: server.stop(timeout=1))
+    client = client_hub.run(connect, "127.0.0.1", server.address[1], timeout=5, **client_options)
+    client_hub.on_stop(client.close)
+    return server, client
+
+
 @pytest.fixture
 def monitored(monkeypatch: pytest.MonkeyPatch) -> Iterator[Watched]:
     """Turn gevent's hub-block monitor on for hubs started meanwhile; collect what it reports."""
@@ -114,15 +131,7 @@ def system(monitored: Watched) -> Iterator[tuple[Service, HubThread, Engine, Any
     watch(server_hub, monitored)
     watch(client_hub, monitored)
 
-    def start_server() -> TcpServer:
-        server = TcpServer(("127.0.0.1", 0), service.registry)
-        server.start()
-        return server
-
-    server = server_hub.run(start_server, timeout=5)
-    server_hub.on_stop(lambda: server.stop(timeout=1))
-    client = client_hub.run(connect, "127.0.0.1", server.address[1], timeout=5)
-    client_hub.on_stop(client.close)
+    server, client = serve_and_connect(service, server_hub, client_hub)
     yield service, client_hub, client, (server_hub, server)
     client_hub.stop()
     server_hub.stop()
@@ -189,16 +198,7 @@ def test_a_cancelled_future_cancels_its_call_and_the_server_handler(system: Any)
 def test_a_thread_past_max_pending_fails_fast(monitored: Watched) -> None:
     service = Service()
     with HubThread() as server_hub, HubThread() as client_hub:
-
-        def start_server() -> TcpServer:
-            server = TcpServer(("127.0.0.1", 0), service.registry)
-            server.start()
-            return server
-
-        server = server_hub.run(start_server, timeout=5)
-        server_hub.on_stop(lambda: server.stop(timeout=1))
-        client = client_hub.run(connect, "127.0.0.1", server.address[1], max_pending=10, timeout=5)
-        client_hub.on_stop(client.close)
+        _, client = serve_and_connect(service, server_hub, client_hub, max_pending=10)
         futures = [client.submit("hold", 0.2) for _ in range(10)]
         started = time.monotonic()
         with pytest.raises(TooManyPendingRequests):
