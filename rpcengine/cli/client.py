@@ -72,9 +72,20 @@ def _open(args: argparse.Namespace, rpc_handler: Any = ignore_notifications, **o
     """Parse ``args.url`` and connect to it with the TLS, timeout and trace options of ``args``."""
     endpoint: Endpoint = parse_url(args.url)
     context = client_ssl_context(args.cafile, args.insecure) if endpoint.tls else None
-    engine = connect(endpoint, rpc_handler, timeout=args.timeout, ssl_context=context, **options)
-    if args.trace:
-        Tracer().attach(engine, endpoint.url)
+    if not args.trace:
+        return connect(endpoint, rpc_handler, timeout=args.timeout, ssl_context=context, **options)
+    tracer = Tracer()
+    attached = False
+
+    def traced_early(message: Any) -> Any:
+        # A call or broadcast delivered during the handshake, before the tracer is attached, is traced here.
+        if not attached and message.engine is not None:
+            tracer.line(False, endpoint.url, tracer.message_text(message.engine.transport, message))
+        return rpc_handler(message)
+
+    engine = connect(endpoint, traced_early, timeout=args.timeout, ssl_context=context, **options)
+    tracer.attach(engine, endpoint.url)
+    attached = True
     return engine
 
 
