@@ -9,6 +9,9 @@ the connection from there. What this layer answers itself:
 
 * ``POST <twin>``, where the twin of WebSocket path ``/p`` is ``/p/rpc``
   (``/`` gives ``/rpc``): one-shot calls (:mod:`transports.http.calls`);
+* ``POST /p/jsonrpc`` (``/jsonrpc`` for ``/``): a JSON-RPC 2.0 document
+  (:mod:`transports.http.jsonrpc`); a ``GET`` there is a WebSocket upgrade
+  that speaks JSON-RPC;
 * ``OPTIONS <twin>``: the CORS preflight;
 * any other method: 405 (with ``Allow``), or 404 for a path not served.
 
@@ -35,6 +38,7 @@ from websockets.http11 import Request
 from rpcengine.codec import Codec
 from transports.http.calls import parse_calls, run_calls
 from transports.http.connection import DEFAULT_MAX_HEADER_SIZE, HttpConnection, HttpError
+from transports.http.jsonrpc import jsonrpc_path, run_jsonrpc
 from transports.http.mushroom import MushroomSessions
 from transports.http.poll import DEFAULT_POLL_HOLD, SECRET_HEADER, PollSessions
 from transports.session.server import SessionServer
@@ -106,6 +110,8 @@ class HttpFront:
         self.max_header_size = max_header_size
         #: Twin path -> WebSocket path.
         self.twins = {twin_path(path): path for path in endpoints}
+        #: JSON-RPC 2.0 path -> WebSocket path (a path served itself is not shadowed).
+        self.jsonrpc_paths = {jsonrpc_path(path): path for path in endpoints if jsonrpc_path(path) not in endpoints}
         #: The greenlets answering a request now (a server that stops lets them finish, briefly).
         self.answering: set[Any] = set()
         #: Long-poll sessions, by WebSocket path.
@@ -206,6 +212,9 @@ class HttpFront:
         ws_path = self.twins.get(path)
         if ws_path is not None:
             return "calls", ws_path, ""
+        ws_path = self.jsonrpc_paths.get(path)
+        if ws_path is not None:
+            return "jsonrpc", ws_path, ""
         twin, _, rest = path.rpartition("/session")
         if twin in self.twins and rest == "":
             return "bootstrap", self.twins[twin], ""
@@ -214,7 +223,8 @@ class HttpFront:
             return "session", self.twins[twin], session_id
         if path in self.endpoints:
             raise HttpError(405, "method_not_allowed", "only GET (a WebSocket upgrade) goes here", [("Allow", "GET")])
-        raise HttpError(404, "not_found", f"not found; one-shot call paths served: {', '.join(self.twins)}")
+        served = ", ".join([*self.twins, *self.jsonrpc_paths])
+        raise HttpError(404, "not_found", f"not found; one-shot call paths served: {served}")
 
     def _read(self, conn: HttpConnection, request: h11.Request) -> bytes:
         """Check a non-GET request and read its body; raise HttpError to refuse it."""
@@ -270,6 +280,8 @@ class HttpFront:
             timeout = self._timeout(query)
             messages, batch = parse_calls(self.codec, body)
             result = run_calls(self.endpoints[ws_path], messages, batch, timeout=timeout, **common)
+        elif kind == "jsonrpc":
+            result = run_jsonrpc(self.endpoints[ws_path], body, timeout=self._timeout(query), **common)
         elif kind == "bootstrap":
             result = self.polls[ws_path].bootstrap(body, base=path, **common)
         else:

@@ -52,6 +52,9 @@ def new_session_id() -> str:
 class Session(Transport):
     """The Engine-facing transport of one peer, across one or more connections."""
 
+    #: What the peer's frames are: rpcengine's message lists (a JSON-RPC 2.0 session says ``"jsonrpc"``).
+    dialect = "rpcengine"
+
     def __init__(
         self,
         config: SessionConfig,
@@ -372,19 +375,31 @@ class Session(Transport):
         for a peer that does not read: its next requests wait unread.
         """
         link = self.link
-        if link is not None and link.buffered > self._max_buffer:
-            self.protocol.reading_paused()
-            try:
-                link.wait_drained()
-            except ConnectionLost:
-                return
-            finally:
-                self.protocol.delivered(self.clock())
+        if link is not None and link.buffered > self._max_buffer and not self._wait_drained(link):
+            return
         try:
             message = parse_frame(self.codec, frame, self.features)
         except ProtocolError as exc:
             self.reject(exc)
             return
+        self.message_received(message, len(frame))
+
+    def _wait_drained(self, link: SocketLink) -> bool:
+        """Block (yielding) until the peer has read what ``link`` holds; False if the link ended meanwhile."""
+        self.protocol.reading_paused()
+        try:
+            link.wait_drained()
+        except ConnectionLost:
+            return False
+        finally:
+            self.protocol.delivered(self.clock())
+        return True
+
+    def message_received(self, message: Message, size: int) -> None:
+        """Handle one parsed inbound message of ``size`` bytes: acknowledge, queue or deliver it.
+
+        Blocks (yielding) while the backlog of messages read ahead is full.
+        """
         protocol = self.protocol
         clock = self.clock
         if not protocol.message_received(message, clock()):
@@ -406,7 +421,7 @@ class Session(Transport):
             # Every handler is busy: keep reading (so that the peer's end is seen at once), and
             # queue what comes, in order, up to a bound; past it the reader waits (see _queue).
             protocol.delivered(clock())
-            self._queue(message, len(frame))
+            self._queue(message, size)
             return
         if engine is None:
             raise RuntimeError("no engine bound to this transport")

@@ -21,6 +21,7 @@ import gevent
 from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import ConnectionLost, ProtocolError
 from rpcengine.features import NO_FEATURES
+from rpcengine.jsonrpc import is_jsonrpc_frame
 from transports.link import SocketLink
 from transports.session.budget import DEFAULT_MAX_MEMORY, MemoryBudget
 from transports.session.config import SessionConfig
@@ -32,6 +33,7 @@ from transports.session.handshake import (
     refusal,
     server_hello,
 )
+from transports.session.jsonrpc import JsonRpcSession
 from transports.session.sessions import SessionSet
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_SERVER_MAX_PENDING", "Authenticate", "SessionHook", "SessionServer"]
@@ -191,8 +193,42 @@ class SessionServer:
             log.warning("closing %s: no handshake within %s s", link.peer_address, self.config.handshake_timeout)
             link.close("handshake timeout")
 
+    def serve_jsonrpc_link(self, link: SocketLink, run: Callable[[], None]) -> None:
+        """Serve one connection whose peer speaks JSON-RPC 2.0 from the start (blocks, yielding).
+
+        For a WebSocket at a ``/jsonrpc`` path or with the ``jsonrpc``
+        subprotocol: the session starts at once (``authenticate`` sees
+        ``hello=None``), so the server may call the client first.
+        """
+        self.links.add(link)
+        try:
+            if self._authenticated(link, None):
+                self.open_jsonrpc_session(link)
+                run()
+        finally:
+            self.links.discard(link)
+            if not link.closed:
+                link.close("connection ended")
+
+    def open_jsonrpc_session(self, link: SocketLink) -> JsonRpcSession:
+        """Create the JSON-RPC 2.0 session (with its engine) of ``link`` and run the connect hook."""
+        session = self._new_session(link, resumable=False, session_class=JsonRpcSession)
+        assert isinstance(session, JsonRpcSession)
+        return session
+
     def _first_frame(self, link: SocketLink, frame: bytes) -> None:
-        """Handle the first frame: a handshake object, or the first message of a plain client."""
+        """Handle the first frame: a handshake object, the first message of a plain client, or JSON-RPC 2.0.
+
+        A JSON-RPC document (:func:`~rpcengine.jsonrpc.is_jsonrpc_frame`: an
+        object with a ``"jsonrpc"`` member, or an array whose first item is
+        an object) makes the connection a JSON-RPC one for good.
+        """
+        if is_jsonrpc_frame(frame):
+            if not self._authenticated(link, None):
+                return
+            log.debug("connection from %s speaks JSON-RPC 2.0", link.peer_address)
+            self.open_jsonrpc_session(link).frame_received(frame)
+            return
         if not is_handshake_frame(frame):
             if not self._authenticated(link, None):
                 return
@@ -293,14 +329,19 @@ class SessionServer:
         peer_max_unacked: int | None = None,
         config: SessionConfig | None = None,
         features: frozenset[str] = NO_FEATURES,
+        session_class: type[Session] = Session,
     ) -> Session:
         """Create a session with its engine for ``link``, and run the connect hook.
 
-        ``features`` are those the client announced: the session takes those the configuration offers.
+        ``features`` are those the client announced: the session takes those
+        the configuration offers (a JsonRpcSession has its own).
         """
         config = config or self.config
-        session = Session(config, resumable=resumable, clock=self.clock, peer_address=link.peer_address)
-        session.features = features & config.features
+        if session_class is Session:
+            session = Session(config, resumable=resumable, clock=self.clock, peer_address=link.peer_address)
+            session.features = features & config.features
+        else:
+            session = session_class(config, clock=self.clock, peer_address=link.peer_address)
         session.peer_outbox_bound(peer_max_unacked)
         session.protocol.budget = self.budget
         session.on_detached = self._session_detached

@@ -70,6 +70,7 @@ class SessionSet:
         tail = notification_tail(sessions[0].codec, method, data)
         delivered = closed = 0
         waited = 0.0
+        other_dialects: dict[str, bytes] = {}
         for session in sessions:
             engine = session.engine
             if engine is None or session.closed:
@@ -82,7 +83,11 @@ class SessionSet:
                     finally:
                         waited += session.clock() - started
                 ident = engine.next_message_id()
-                session.send_nowait(notification_frame(ident, tail), ident)
+                if session.dialect == "rpcengine":
+                    frame = notification_frame(ident, tail)
+                else:  # a JSON-RPC peer: its notification object, encoded once for all of them
+                    frame = session.broadcast_frame(method, data, other_dialects)  # type: ignore[attr-defined]
+                session.send_nowait(frame, ident)
             except OutboxFull as exc:
                 log.warning("closing slow consumer %s: %s", session, exc)
                 session.close(f"slow consumer: {exc}")

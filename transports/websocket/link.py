@@ -97,6 +97,8 @@ class WebSocketLink(SocketLink):
         self.request: Any = None
         #: The path the client asked for (server side).
         self.path: str | None = None
+        #: What the peer speaks: ``"rpcengine"``, or ``"jsonrpc"`` (a ``/jsonrpc`` path, or that subprotocol).
+        self.dialect = "rpcengine"
         self._pending = list(pending)
         self._assembler = MessageAssembler(max_fragments)
         self._send_eof = False

@@ -30,6 +30,7 @@ from transports.http.mushroom import serve_attached
 from transports.http.poll import DEFAULT_POLL_HOLD
 from transports.listener import DEFAULT_BACKLOG, Listener, tune_socket
 from transports.session import Session
+from transports.session.jsonrpc import DIALECT
 from transports.session.server import DEFAULT_MAX_CONNECTIONS, SessionServer
 from transports.session.sessions import BroadcastResult, SessionSet
 from transports.tls import wrap_socket
@@ -45,13 +46,15 @@ from transports.websocket.protocol import (
     wants_upgrade,
 )
 
-__all__ = ["STATIC_DIR", "STATIC_PATH", "SessionGroup", "WebSocketServer"]
+__all__ = ["JSONRPC_SUBPROTOCOL", "STATIC_DIR", "STATIC_PATH", "SessionGroup", "WebSocketServer"]
 
 log = logging.getLogger(__name__)
 
 #: Where the browser client lives on disk, and the URL path it is served at.
 STATIC_DIR = Path(__file__).parent.parent / "static"
 STATIC_PATH = "/rpcengine.js"
+#: The WebSocket subprotocol a JSON-RPC 2.0 client may offer instead of the ``/jsonrpc`` path.
+JSONRPC_SUBPROTOCOL = DIALECT
 #: How long a stopping server lets HTTP answers (a held poll's Disconnect) reach their sockets.
 _HTTP_STOP_TIMEOUT = 0.5
 
@@ -124,6 +127,13 @@ class WebSocketServer(Listener):
     version) is selected when the client offers it; a client offering only
     other subprotocols is refused with 400, one offering none is accepted
     unless ``require_subprotocol``. ``None`` turns negotiation off.
+
+    JSON-RPC 2.0 clients are served on every path's ``/p/jsonrpc`` twin
+    (``/jsonrpc`` for ``/``): a WebSocket upgrade there, or on any path
+    offering the ``jsonrpc`` subprotocol (and not ours), speaks JSON-RPC
+    from the start, so the server may call the client; a ``POST`` there
+    answers one document (:mod:`transports.http.jsonrpc`). A connection to
+    a path itself that sends a JSON-RPC document first speaks JSON-RPC too.
 
     ``ssl_context`` serves ``wss://``. ``serve_static`` serves the browser
     client at ``GET /rpcengine.js`` (404 while the file is missing).
@@ -291,6 +301,9 @@ class WebSocketServer(Listener):
         if link.owner is not None:  # a mushroom client's WebSocket, for the session its bootstrap made
             serve_attached(endpoint, link)
             return
+        if link.dialect == DIALECT:
+            endpoint.serve_jsonrpc_link(link, link.run)
+            return
         endpoint.serve_link(link, link.run)
 
     def _upgrade(self, sock: Any, address: Any) -> tuple[SessionServer, WebSocketLink] | None:
@@ -341,6 +354,9 @@ class WebSocketServer(Listener):
             return None
         path = request.path.partition("?")[0]
         endpoint = self.endpoints.get(path)
+        jsonrpc = False
+        if endpoint is None and path in self.http.jsonrpc_paths:
+            endpoint, jsonrpc = self.endpoints[self.http.jsonrpc_paths[path]], True
         attached = self.http.mushroom_session(path) if endpoint is None else None
         if attached is not None:
             endpoint = attached[0]
@@ -366,6 +382,8 @@ class WebSocketServer(Listener):
                     max_fragments=self.max_fragments,
                 )
                 link.request, link.path = request, path
+                if jsonrpc or protocol.subprotocol == JSONRPC_SUBPROTOCOL:
+                    link.dialect = DIALECT
                 if attached is not None:
                     link.owner = attached[1]
                 if not endpoint.admit(link):
@@ -382,10 +400,12 @@ class WebSocketServer(Listener):
     def _select_subprotocol(self, offered: Sequence[str]) -> Subprotocol | None:
         """Pick our subprotocol if offered; refuse a client that offers only others."""
         wanted = self.subprotocol
+        if wanted is not None and wanted in offered:
+            return Subprotocol(wanted)
+        if JSONRPC_SUBPROTOCOL in offered:
+            return Subprotocol(JSONRPC_SUBPROTOCOL)
         if wanted is None:
             return None
-        if wanted in offered:
-            return Subprotocol(wanted)
         if offered or self.require_subprotocol:
             raise NegotiationError(f"unsupported subprotocol; this server speaks {wanted}")
         return None
