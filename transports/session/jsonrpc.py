@@ -11,8 +11,9 @@ never resumable (JSON-RPC has no handshake).
 
 Bad input is answered, not closed on: invalid JSON gets a parse error
 (``id`` null), an invalid item its INVALID_REQUEST error, and the
-connection goes on. Broken framing (a frame over the size limit, invalid
-WebSocket data) still closes it, as for any peer.
+connection goes on. Broken framing still closes it, as for any peer: a
+line over the size limit (answered ``-32003``) or one that cannot start a
+JSON document (``-32700``) first gets its error object, ``id`` null.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from rpcengine.errors import ConnectionLost
+from rpcengine.errors import ConnectionLost, DecodeError, MessageTooLarge, ProtocolError
 from rpcengine.features import CANCEL
+from rpcengine.jsonrpc import error_from_exception, error_response
 from rpcengine.jsonrpc_adapter import JsonRpcAdapter
 from rpcengine.messages import Error, Message, Notification, Request, Response
+from transports.link import SocketLink
 from transports.session.config import SessionConfig
 from transports.session.driver import Session
 
@@ -83,6 +86,12 @@ class JsonRpcSession(Session):
             self._send_payload(payload, None, wait=False)
         except ConnectionLost:
             log.debug("JSON-RPC answer to %s not sent: the connection is gone", self.peer_address)
+
+    def _link_protocol_error(self, link: SocketLink, exc: ProtocolError) -> None:
+        """Link callback: the peer broke the framing; answer a line too large or not JSON, then close as always."""
+        if link is self.link and isinstance(exc, (MessageTooLarge, DecodeError)):
+            self._reply_now(self.codec.encode(error_response(None, error_from_exception(exc))))
+        super()._link_protocol_error(link, exc)
 
     def send(self, message: Message, **kwargs: Any) -> None:
         """Encode ``message`` as JSON-RPC and write it (nothing for a batch answer not yet complete).
