@@ -254,3 +254,25 @@ def test_a_flood_of_batches_that_is_not_read_stays_bounded(work: Work) -> None:
             assert session.adapter.awaiting <= BACKLOG_MESSAGES + 900 + 8
         finally:
             flood.close()
+
+
+def test_params_unpacked_by_position_or_name_and_a_signature_mismatch_is_invalid_params() -> None:
+    registry = Registry(unpack_params=True)
+
+    @registry.register
+    def subtract(minuend: int, subtrahend: int) -> int:
+        return minuend - subtrahend
+
+    with TcpServer(("127.0.0.1", 0), registry) as server:
+        peer = Peer(server.address)
+        try:
+            assert peer.call(request("subtract", [42, 23], 1))["result"] == 19
+            assert peer.call(request("subtract", {"subtrahend": 23, "minuend": 42}, 2))["result"] == 19
+            for params in ([1], [1, 2, 3], {"minuend": 1}, {"minuend": 1, "subtrahend": 2, "x": 3}, ["a", 1]):
+                error = peer.call(request("subtract", params, 3))["error"]
+                assert error["code"] == -32602, (params, error)
+                assert error["data"]["error"] == "invalid_params"
+            methods = peer.call(request("rpc.discover", None, 4))["error"]
+            assert methods["code"] == -32601
+        finally:
+            peer.close()
