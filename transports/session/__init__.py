@@ -6,6 +6,8 @@
   deliver comes out, and it reports its next deadline;
 * :mod:`transports.session.driver`: :class:`Session`, the Engine-facing
   transport that drives the protocol over links with one timer;
+* :mod:`transports.session.jsonrpc`: :class:`JsonRpcSession`, the same for
+  a peer that speaks JSON-RPC 2.0 (through :mod:`rpcengine.jsonrpc_adapter`);
 * :mod:`transports.session.handshake`: the optional handshake objects;
 * :mod:`transports.session.config`: :class:`SessionConfig`, every limit and timer;
 * :mod:`transports.session.sessions`: :class:`SessionSet`, a server's sessions, with broadcast;
@@ -15,7 +17,16 @@
 
 from transports.session.config import SessionConfig
 from transports.session.driver import Session, new_session_id
+from transports.session.jsonrpc import JsonRpcSession
 from transports.session.protocol import SessionProtocol, TimerAction
 from transports.session.sessions import SessionSet
 
-__all__ = ["Session", "SessionConfig", "SessionProtocol", "SessionSet", "TimerAction", "new_session_id"]
+__all__ = [
+    "JsonRpcSession",
+    "Session",
+    "SessionConfig",
+    "SessionProtocol",
+    "SessionSet",
+    "TimerAction",
+    "new_session_id",
+]
