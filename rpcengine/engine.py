@@ -45,7 +45,7 @@ from rpcengine.errors import (
     TooManyPendingRequests,
     WrongThread,
 )
-from rpcengine.features import CANCEL, DEADLINE, MAX_TIMEOUT_MS
+from rpcengine.features import CANCEL, DEADLINE, MAX_STREAM_WINDOW, MAX_TIMEOUT_MS, STREAM
 from rpcengine.messages import (
     MAX_MESSAGE_ID,
     Cancel,
@@ -54,7 +54,10 @@ from rpcengine.messages import (
     Notification,
     Request,
     Response,
+    StreamCredit,
+    StreamItem,
 )
+from rpcengine.streams import DEFAULT_WINDOW, MAX_COLLECTED, PLAIN_RESULTS, Producer, Stream, collect, is_stream
 from rpcengine.transport import TransportInterface
 from rpcengine.wire import error_data
 from rpcengine.workers import WorkerPool
@@ -165,6 +168,9 @@ class Engine:
         # Cancels and answers-without-running waiting for the one greenlet that sends them.
         self._soon: deque[tuple[str | None, int, str | None]] = deque()
         self._sender: gevent.Greenlet[Any, Any] | None = None
+        # Streams this side consumes (by request id) and produces (by the peer's request id).
+        self._streams_in: dict[int, Stream] = {}
+        self._streams_out: dict[int, Producer] = {}
         transport.bind(self)
 
     @property
@@ -241,16 +247,19 @@ class Engine:
         pending = self._pending
         if len(pending) >= self.max_pending:
             raise TooManyPendingRequests(f"{len(pending)} requests are already pending")
+        window = kwargs.pop("_stream_window", None) if kwargs else None
         if transport.congested:
             # Wait before numbering: ids reach the wire in order, and the bound is never passed.
             transport.wait_for_room()
-        if timeout is None:
+        if timeout is None and window is None:
             timeout = self.default_timeout
         if _HANDLER_DEADLINES:
             timeout = self._within_handler_deadline(timeout)
         ident = self.next_message_id()
         request = Request(ident, method, data)
-        if timeout is not None and DEADLINE in transport.features:
+        if window is not None:
+            request.window = window
+        elif timeout is not None and DEADLINE in transport.features:
             milliseconds = int(timeout * 1000 + 0.999)  # (_timeout_ms, inline)
             request.timeout_ms = milliseconds if 0 < milliseconds <= MAX_TIMEOUT_MS else _timeout_ms(timeout)
         call = Call(self, request, timeout)
@@ -267,6 +276,39 @@ class Engine:
                 deadlines = self._deadlines = Deadlines(self._time_out)
             deadlines.add(call, timeout)
         return call
+
+    def stream(
+        self, method: str, data: Any = None, timeout: float | None = None, *, window: int = DEFAULT_WINDOW
+    ) -> Stream:
+        """Call ``method`` for a stream of results; return the :class:`~rpcengine.streams.Stream` to iterate.
+
+        On a session with the ``stream`` and ``cancel`` features the items
+        come as the handler yields them, at most ``window`` (1 to
+        65,536) ahead of those consumed; on any other the peer's answer
+        (one list) is yielded item by item. ``timeout`` bounds each wait
+        for the next item (``None``: the engine's ``default_timeout``).
+        Sends at once; raises as :meth:`call` does, and ValueError for a bad
+        ``window``. Iterating blocks (yields); see :mod:`rpcengine.streams`.
+        """
+        if type(window) is not int or not 1 <= window <= MAX_STREAM_WINDOW:
+            raise ValueError(f"window must be an integer from 1 to {MAX_STREAM_WINDOW}, got {window!r}")
+        features = self.transport.features
+        streaming = STREAM in features and CANCEL in features
+        call = self.call(method, data, None, _stream_window=window) if streaming else self.call(method, data)
+        stream = Stream(
+            self,
+            call,
+            window=window,
+            timeout=self.default_timeout if timeout is None else timeout,
+            streaming=streaming,
+        )
+        if streaming and not call.ready():
+            self._streams_in[call.message_id] = stream
+        return stream
+
+    def _forget_stream(self, request_id: int) -> None:
+        """The stream asked for by ``request_id`` ended."""
+        self._streams_in.pop(request_id, None)
 
     def request(self, method: str, data: Any = None, timeout: float | None = None, **kwargs: Any) -> Any:
         """Send a request and wait (yielding to the hub) for its answer; return the answer's data.
@@ -505,6 +547,20 @@ class Engine:
             if TYPE_CHECKING:
                 message = cast(Cancel, message)
             self._cancel_inbound(message.request_message_id)
+        elif kind is StreamItem:
+            if TYPE_CHECKING:
+                message = cast(StreamItem, message)
+            stream = self._streams_in.get(message.request_message_id)
+            if stream is not None:
+                stream.item_received(message.data)
+            else:
+                log.debug("item of ended or unknown stream %d dropped", message.request_message_id)
+        elif kind is StreamCredit:
+            if TYPE_CHECKING:
+                message = cast(StreamCredit, message)
+            producer = self._streams_out.get(message.request_message_id)
+            if producer is not None:
+                producer.credit(message.consumed)
         # Heartbeat and Disconnect concern the transport, which acts on them before they get here.
 
     def _admit(self, request: Request) -> bool:
@@ -586,6 +642,8 @@ class Engine:
         else:
             try:
                 result = self.rpc_handler(request)
+                if type(result) not in PLAIN_RESULTS and is_stream(result):
+                    result = self._answer_stream(request, result)
                 # The id is taken only once the handler has returned: ids must reach the wire in
                 # increasing order (a session transport drops a lower id as a duplicate), and the
                 # handler may yield while other messages are numbered and sent.
@@ -635,6 +693,8 @@ class Engine:
         try:
             try:
                 outcome = self.rpc_handler(request)
+                if type(outcome) not in PLAIN_RESULTS and is_stream(outcome):
+                    outcome = self._answer_stream(request, outcome)
             finally:
                 request._state = _ANSWERED
                 request._greenlet = None
@@ -660,6 +720,31 @@ class Engine:
             return Error(self.next_message_id(), ident, failed.data)
         log.error("handler for request %r (id %d) raised", request.method, ident, exc_info=failed)
         return Error(self.next_message_id(), ident, error_data("internal_error", "internal error"))
+
+    def _answer_stream(self, request: Request, items: Any) -> Any:
+        """Run a handler's iterator: stream it to a StreamRequest, else collect it; return the answer's data.
+
+        Blocks (yielding) while the generator runs and the caller's credit
+        is used up. Raises what the generator raises, and RequestException
+        ``stream_too_long`` when a caller that cannot take a stream would
+        get more than MAX_COLLECTED items.
+        """
+        ident = request.message_id
+        if request.window is not None:
+            producer = self._streams_out[ident] = Producer(request.window)
+            try:
+                return producer.run(self, ident, items)
+            finally:
+                del self._streams_out[ident]
+        collected, complete = collect(items)
+        if not complete:
+            raise RequestException(
+                error_data(
+                    "stream_too_long",
+                    f"{request.method!r} streams more than {MAX_COLLECTED} items and this caller cannot take a stream",
+                )
+            )
+        return collected
 
     def _run_notification(self, notification: Notification) -> None:
         """Call the handler for ``notification``; nothing is sent back."""
@@ -708,6 +793,8 @@ class Engine:
         if self._inbound_deadlines is not None:
             self._inbound_deadlines.close()
         self._inbound.clear()
+        for producer in self._streams_out.values():
+            producer.stop()
         self._workers.close()
         if self._submitter is None:
             self._fail_submissions()

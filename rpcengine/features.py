@@ -12,19 +12,37 @@ what they add, and the strict parser refuses it from such a peer.
   integer of at most 8 digits, relative as gRPC's ``grpc-timeout``); the
   receiver does not start the work after that and interrupts it when it
   runs over.
+* ``"stream"``: results that come as a stream of items
+  (:mod:`rpcengine.streams`): the StreamRequest ``[6, message_id, method,
+  data, window]``, the StreamItem ``[7, message_id, request_message_id,
+  item]`` and the StreamCredit ``[8, message_id, request_message_id,
+  consumed]``; the stream ends with the request's Response (the number of
+  items) or Error. Used only together with ``"cancel"``.
 """
 
 from __future__ import annotations
 
-__all__ = ["ALL_FEATURES", "CANCEL", "DEADLINE", "MAX_TIMEOUT_MS", "NO_FEATURES", "negotiate"]
+__all__ = [
+    "ALL_FEATURES",
+    "CANCEL",
+    "DEADLINE",
+    "MAX_STREAM_WINDOW",
+    "MAX_TIMEOUT_MS",
+    "NO_FEATURES",
+    "STREAM",
+    "negotiate",
+]
 
 CANCEL = "cancel"
 DEADLINE = "deadline"
+STREAM = "stream"
 #: Every feature this library speaks.
-ALL_FEATURES: frozenset[str] = frozenset({CANCEL, DEADLINE})
+ALL_FEATURES: frozenset[str] = frozenset({CANCEL, DEADLINE, STREAM})
 NO_FEATURES: frozenset[str] = frozenset()
 #: The largest relative deadline a Request may carry: 8 digits of milliseconds (about 27.8 hours).
 MAX_TIMEOUT_MS = 99_999_999
+#: The largest window a StreamRequest may ask for: items sent ahead of what the caller consumed.
+MAX_STREAM_WINDOW = 65_536
 
 
 def negotiate(announced: object, ours: frozenset[str]) -> frozenset[str]:

@@ -10,12 +10,17 @@ Response          3  ``[3, message_id, request_message_id, data]``
 Error             4  ``[4, message_id, request_message_id, data]``
 Disconnect       -1  ``[-1]``
 Cancel            5  ``[5, message_id, request_message_id]``
+StreamRequest     6  ``[6, message_id, method, data, window]``
+StreamItem        7  ``[7, message_id, request_message_id, item]``
+StreamCredit      8  ``[8, message_id, request_message_id, consumed]``
 =============  ====  ==========================================
 
 Cancel, and a Request's optional fifth item ``timeout_ms`` (``[2, message_id,
 method, data, timeout_ms]``), exist only on sessions that negotiated the
-``cancel`` and ``deadline`` features (:mod:`rpcengine.features`): the parser
-accepts them only when told the features are on.
+``cancel`` and ``deadline`` features (:mod:`rpcengine.features`), the three
+stream messages only on those that negotiated ``stream``: the parser accepts
+them only when told the features are on. A StreamRequest is a
+:class:`Request` whose ``window`` is set.
 
 Parsing is strict: :meth:`Message.from_list` accepts exactly these layouts and
 raises :class:`~rpcengine.errors.InvalidMessage` for anything else (never
@@ -32,7 +37,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from gevent.event import Event
 
 from rpcengine.errors import ConnectionLost, InvalidMessage, RequestTimeout
-from rpcengine.features import CANCEL, DEADLINE, MAX_TIMEOUT_MS, NO_FEATURES
+from rpcengine.features import CANCEL, DEADLINE, MAX_STREAM_WINDOW, MAX_TIMEOUT_MS, NO_FEATURES, STREAM
 
 if TYPE_CHECKING:
     from rpcengine.engine import Engine
@@ -47,6 +52,8 @@ __all__ = [
     "Notification",
     "Request",
     "Response",
+    "StreamCredit",
+    "StreamItem",
 ]
 
 #: Message ids stay below 2**53 so that every JavaScript number holds them exactly.
@@ -107,6 +114,8 @@ class Message:
                         return (Response if code == 3 else Error)(ident, third, l[3])
                 elif (code == 2 or code == 1) and type(third) is str and third:
                     return (Request if code == 2 else Notification)(ident, third, l[3])
+                elif code == 7 and type(third) is int and 0 <= third <= MAX_MESSAGE_ID and STREAM in features:
+                    return StreamItem(ident, third, l[3])
         elif len(l) == 5 and features and DEADLINE in features:
             # A Request with its caller's deadline, the same way (the per-message path on such a session).
             code, ident, method, timeout_ms = l[0], l[1], l[2], l[4]
@@ -132,6 +141,8 @@ class Message:
                 return Request.from_list(l, features)
             if code == 5 and CANCEL in features and type(code) is int:
                 return Cancel.from_list(l)
+            if STREAM in features and type(code) is int and code in _STREAM_CODES:
+                return cast(Message, _STREAM_CODES[code].from_list(l, features))
         cls = _BY_CODE.get(code) if type(code) is int else None
         if cls is None:
             raise InvalidMessage(f"unknown message code {_short(code)}", _recover_request_id(l))
@@ -226,6 +237,7 @@ class Request(Message):
         "method",
         "response",
         "timeout_ms",
+        "window",
     )
     code: ClassVar[int] = 2
 
@@ -236,6 +248,8 @@ class Request(Message):
         self.engine: Engine | None = None
         #: The caller's relative deadline in milliseconds, the fifth item (``deadline`` feature), or None.
         self.timeout_ms: int | None = None
+        #: For a StreamRequest (``stream`` feature): how many items may be sent ahead of those consumed.
+        self.window: int | None = None
         #: The Response or Error once it arrived; a ConnectionLost if the transport closed first.
         self.response: Response | Error | ConnectionLost | None = None
         self._event: Event | None = None
@@ -270,8 +284,10 @@ class Request(Message):
         return Request(_check_id(l[1], "message_id"), _check_method(l[2], request_id), l[3])
 
     def to_list(self) -> list[Any]:
-        """Serialize this message into a list (five items when it carries ``timeout_ms``)."""
+        """Serialize this message into a list (five items with ``timeout_ms``; a StreamRequest with ``window``)."""
         if self.timeout_ms is None:
+            if self.window is not None:
+                return [6, self.message_id, self.method, self.data, self.window]
             return [2, self.message_id, self.method, self.data]
         return [2, self.message_id, self.method, self.data, self.timeout_ms]
 
@@ -410,6 +426,74 @@ class Cancel(Message):
         """Serialize this message into a list."""
         return [5, self.message_id, self.request_message_id]
 
+
+class StreamRequest:
+    """Parser of the StreamRequest ``[6, message_id, method, data, window]`` (``stream`` feature).
+
+    It parses into a :class:`Request` whose ``window`` (1 to
+    :data:`~rpcengine.features.MAX_STREAM_WINDOW`) is set: the caller wants
+    the handler's items as they come, at most ``window`` ahead of those it
+    consumed.
+    """
+
+    code: ClassVar[int] = 6
+
+    @staticmethod
+    def from_list(l: Any, features: frozenset[str] = NO_FEATURES) -> Request:  # noqa: E741
+        """Parse list into a Request with its ``window``."""
+        request_id = l[1] if len(l) >= 2 and type(l[1]) is int and 0 <= l[1] <= MAX_MESSAGE_ID else None
+        _check_length(l, 5, "StreamRequest", request_id)
+        window = l[4]
+        if type(window) is not int or not 1 <= window <= MAX_STREAM_WINDOW:
+            raise InvalidMessage(
+                f"a StreamRequest's window must be an integer from 1 to {MAX_STREAM_WINDOW}, got {_short(window)}",
+                request_id,
+            )
+        request = Request(_check_id(l[1], "message_id"), _check_method(l[2], request_id), l[3])
+        request.window = window
+        return request
+
+
+class StreamItem(_Reply):
+    """StreamItem message: one item of the stream answering StreamRequest ``request_message_id``."""
+
+    __slots__ = ()
+    code: ClassVar[int] = 7
+
+    @staticmethod
+    def from_list(l: Any, features: frozenset[str] = NO_FEATURES) -> StreamItem:  # noqa: E741
+        """Parse list into a stream item."""
+        _check_length(l, 4, "StreamItem")
+        return StreamItem(_check_id(l[1], "message_id"), _check_id(l[2], "request_message_id"), l[3])
+
+
+class StreamCredit(Message):
+    """StreamCredit message: the caller consumed ``consumed`` items of stream ``request_message_id`` so far.
+
+    The producer may then have up to ``consumed + window`` items sent.
+    """
+
+    __slots__ = ("consumed", "message_id", "request_message_id")
+    code: ClassVar[int] = 8
+
+    def __init__(self, message_id: int, request_message_id: int, consumed: int) -> None:
+        self.message_id = message_id
+        self.request_message_id = request_message_id
+        self.consumed = consumed
+
+    @staticmethod
+    def from_list(l: Any, features: frozenset[str] = NO_FEATURES) -> StreamCredit:  # noqa: E741
+        """Parse list into a stream credit."""
+        _check_length(l, 4, "StreamCredit")
+        consumed = _check_id(l[3], "consumed")
+        return StreamCredit(_check_id(l[1], "message_id"), _check_id(l[2], "request_message_id"), consumed)
+
+    def to_list(self) -> list[Any]:
+        """Serialize this message into a list."""
+        return [8, self.message_id, self.request_message_id, self.consumed]
+
+
+_STREAM_CODES: dict[int, Any] = {6: StreamRequest, 7: StreamItem, 8: StreamCredit}  # parsers of Messages
 
 _BY_CODE: dict[int, type[Message]] = {
     cls.code: cls for cls in (Heartbeat, Notification, Request, Response, Error, Disconnect)

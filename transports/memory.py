@@ -29,7 +29,7 @@ from rpcengine.codec import Codec, default_codec
 from rpcengine.engine import Engine
 from rpcengine.errors import ConnectionLost, ProtocolError
 from rpcengine.features import ALL_FEATURES
-from rpcengine.messages import Cancel, Disconnect, Message, Notification, Request
+from rpcengine.messages import Cancel, Disconnect, Message, Notification, Request, StreamCredit
 from rpcengine.packages import require_own_package
 from rpcengine.wire import bad_frame_reply, has_request_id, parse_frame
 from transports.base import Transport
@@ -119,7 +119,7 @@ class MemoryTransport(Transport):
                 self._disconnected()
             elif self._ending is not None and (kind is Request or kind is Notification):
                 log.debug("dropped %r: the transport is ending", message)
-            elif (self._ahead and kind is not Cancel) or (
+            elif (self._ahead and kind is not Cancel and kind is not StreamCredit) or (
                 (kind is Request or kind is Notification) and self.engine is not None and self.engine.saturated
             ):
                 self._read_ahead(message)

@@ -47,7 +47,11 @@ The rules checked (the same for loopback, TCP and WebSocket):
 * a cancelled call and a timed-out call end at once, exactly once; where
   both ends negotiated the ``cancel`` feature (the same features on both
   sides) the peer's handler is interrupted, else it runs on untouched, and
-  the connection goes on either way.
+  the connection goes on either way;
+* a handler's generator reaches the caller of ``engine.stream`` item by
+  item, in order, within the window, where both ends negotiated the
+  ``stream`` feature (else as one list); leaving the loop early closes the
+  generator where the items stream.
 
 Waits are on conditions, bounded; no check sleeps on real time for a timeout.
 """
@@ -66,6 +70,7 @@ from gevent.event import Event
 from helpers.tcp import call_quietly, wait_until
 from rpcengine import CANCEL, Engine, RequestCancelled, RequestTimeout
 from rpcengine.errors import ConnectionLost
+from rpcengine.features import STREAM
 from rpcengine.messages import Error, Message, Response
 
 __all__ = [
@@ -119,6 +124,7 @@ class Service:
         self.gate = Event()
         self.waiting: defaultdict[Engine, int] = defaultdict(int)
         self.notes: defaultdict[Engine, list[Any]] = defaultdict(list)
+        self.streams_ended: defaultdict[Engine, int] = defaultdict(int)
 
     def rpc_echo(self, request: Any) -> Any:
         return request.data
@@ -134,6 +140,18 @@ class Service:
 
     def rpc_note(self, notification: Any) -> None:
         self.notes[notification.engine].append(notification.data)
+
+    def rpc_count(self, request: Any) -> Any:
+        """Yield 0, 1, ... up to ``data`` (a stream), counting the generators that ended, per engine."""
+        engine = request.engine
+
+        def generate() -> Any:
+            try:
+                yield from range(request.data)
+            finally:
+                self.streams_ended[engine] += 1
+
+        return generate()
 
     def release(self) -> None:
         """Let every blocked ``wait`` return (and every later one return at once)."""
@@ -371,9 +389,34 @@ def check_cancel_and_timeout(make_pair: MakePair) -> None:
     assert client.pending_count == 0
 
 
+def check_stream(make_pair: MakePair) -> None:
+    """A generator's items reach the caller in order, within the window; leaving early closes it where it streams."""
+    pair = make_pair()
+    client, server, ended = pair.client, pair.server, pair.service.streams_ended
+    streaming = STREAM in client.transport.features and CANCEL in client.transport.features
+    stream = client.stream("count", 2000, timeout=PROMPTLY, window=8)
+    assert stream.streaming == streaming
+    most = 0
+    for expected, item in enumerate(stream):
+        assert item == expected
+        most = max(most, len(stream.buffered))
+    assert stream.consumed == 2000
+    if streaming:
+        assert most <= 8
+    wait_until(lambda: ended[server] == 1, PROMPTLY, what="the first generator ended")
+    if streaming:
+        for index, _ in enumerate(client.stream("count", 10**9, timeout=PROMPTLY)):
+            if index == 5:
+                break
+        wait_until(lambda: ended[server] == 2, PROMPTLY, what="leaving the loop closed the generator")
+    assert client.request("echo", "still here", timeout=PROMPTLY) == "still here"
+    assert client.pending_count == 0
+
+
 CHECKS: tuple[Callable[[MakePair], None], ...] = (
     check_send_and_receive,
     check_cancel_and_timeout,
+    check_stream,
     check_close_from_client,
     check_close_from_server,
     check_peer_vanishes,

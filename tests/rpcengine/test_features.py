@@ -57,7 +57,7 @@ def test_the_timeout_sent_is_whole_milliseconds_within_eight_digits() -> None:
 
 def test_features_are_negotiated_in_the_handshake() -> None:
     hello = client_hello(None, 0, features=ALL_FEATURES)
-    assert hello["features"] == ["cancel", "deadline"]
+    assert hello["features"] == ["cancel", "deadline", "stream"]
     assert "features" not in client_hello(None, 0), "no features: no key (as a plain or older client)"
     parsed = parse_client_hello({**hello, "features": ["deadline", "teleport", 5]})
     assert parsed.features == frozenset({"deadline"}) and "features" not in parsed.extra

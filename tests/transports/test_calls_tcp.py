@@ -75,7 +75,7 @@ def idle(server: TcpServer) -> bool:
 def test_features_are_negotiated_and_a_server_may_offer_none(tcp_server: Any, tcp_connect: Any) -> None:
     work = Work()
     client = tcp_connect(tcp_server(work.registry))
-    assert client.transport.features == frozenset({"cancel", "deadline"})
+    assert client.transport.features == frozenset({"cancel", "deadline", "stream"})
     plain = tcp_connect(tcp_server(work.registry, features=frozenset()))
     assert plain.transport.features == frozenset()
     partial = tcp_connect(tcp_server(work.registry), features=frozenset({"cancel"}))

@@ -29,7 +29,7 @@ import gevent
 from gevent.event import Event
 
 from rpcengine.errors import ConnectionLost, OutboxFull, ProtocolError
-from rpcengine.messages import Cancel, Disconnect, Message, Notification, Request
+from rpcengine.messages import Cancel, Disconnect, Message, Notification, Request, StreamCredit
 from rpcengine.wire import bad_frame_reply, disconnect_frame, has_request_id, parse_frame
 from transports.base import Transport
 from transports.link import SocketLink
@@ -416,8 +416,11 @@ class Session(Transport):
             log.debug("dropped %r from %s: the session is ending", message, self.peer_address)
             return
         engine = self.engine
-        if (self._backlog and kind is not Cancel) or (work and engine is not None and engine.saturated):
-            # (A Cancel never waits behind the work it cancels: the engine takes it at once.)
+        if (self._backlog and kind is not Cancel and kind is not StreamCredit) or (
+            work and engine is not None and engine.saturated
+        ):
+            # (A Cancel never waits behind the work it cancels, nor a StreamCredit behind the work
+            # that waits for it: the engine takes them at once.)
             # Every handler is busy: keep reading (so that the peer's end is seen at once), and
             # queue what comes, in order, up to a bound; past it the reader waits (see _queue).
             protocol.delivered(clock())
