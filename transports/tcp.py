@@ -36,7 +36,7 @@ from transports.tls import wrap_socket
 
 require_own_package("transports")  # fails at once, naming it, if 'transports' is another installation
 
-__all__ = ["TcpLink", "TcpServer", "connect"]
+__all__ = ["TcpLink", "TcpServer", "connect", "open_tcp"]
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +195,30 @@ class TcpServer(SessionServer, Listener):
         self.serve_link(link, link.run)
 
 
+def open_tcp(
+    host: str,
+    port: int,
+    config: SessionConfig,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+    connect_timeout: float = 10.0,
+) -> TcpLink:
+    """Connect (and do the TLS handshake) within ``connect_timeout``; return the link, not yet reading.
+
+    Blocks (yields). Raises OSError (TimeoutError when the deadline passes,
+    ssl.SSLError for a failed TLS handshake) if the server cannot be reached.
+    """
+    sock = gevent.socket.create_connection((host, port), timeout=connect_timeout)
+    sock.settimeout(None)
+    tune_socket(sock)
+    if ssl_context is not None:
+        sock = wrap_socket(
+            ssl_context, sock, server_side=False, server_hostname=server_hostname or host, timeout=connect_timeout
+        )
+    return TcpLink(sock, (host, port), config)
+
+
 def connect(
     host: str,
     port: int,
@@ -224,14 +248,14 @@ def connect(
     config = SessionConfig().with_options(**options)
 
     def dial() -> TcpLink:
-        sock = gevent.socket.create_connection((host, port), timeout=connect_timeout)
-        sock.settimeout(None)
-        tune_socket(sock)
-        if ssl_context is not None:
-            sock = wrap_socket(
-                ssl_context, sock, server_side=False, server_hostname=server_hostname or host, timeout=connect_timeout
-            )
-        return TcpLink(sock, (host, port), config)
+        return open_tcp(
+            host,
+            port,
+            config,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+            connect_timeout=connect_timeout,
+        )
 
     return open_session(
         dial,

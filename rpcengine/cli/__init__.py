@@ -13,7 +13,10 @@ Run bare, ``rpcengine`` prints its help (the command list) and exits with
 code 2, as for any missing argument; ``rpcengine --help`` exits with 0.
 
 URLs are ``tcp://HOST:PORT``, ``tls://HOST:PORT``, ``ws://HOST:PORT/PATH``
-and ``wss://HOST:PORT/PATH``. Every error is reported as one line on
+and ``wss://HOST:PORT/PATH``; the client commands also take
+``http://HOST:PORT/PATH/rpc`` (long-poll), and speak JSON-RPC 2.0 with
+``--jsonrpc``, to ``jsonrpc+tcp://HOST:PORT``, or to a path ending in
+``/jsonrpc`` (``http://HOST:PORT/jsonrpc`` is one POST per call). Every error is reported as one line on
 stderr, ``rpcengine: error: ...``, and an exit code from
 :class:`~rpcengine.cli.errors.ExitCode`; a remote Error's data is printed
 on stderr as one line of JSON instead. Every command takes ``--trace``
@@ -150,7 +153,17 @@ def _add_command(subparsers: Any, name: str, summary: str) -> argparse.ArgumentP
 
 def _client_options(parser: argparse.ArgumentParser, timeout_help: str) -> None:
     """Add the options of the commands that connect to a server."""
-    parser.add_argument("url", metavar="URL", help="tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH or wss://...")
+    parser.add_argument(
+        "url",
+        metavar="URL",
+        help="tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH, wss://..., http://HOST:PORT/PATH/rpc, "
+        "jsonrpc+tcp://HOST:PORT or http://HOST:PORT/jsonrpc",
+    )
+    parser.add_argument(
+        "--jsonrpc",
+        action="store_true",
+        help="speak JSON-RPC 2.0 (implied by jsonrpc+tcp:// and by a path ending in /jsonrpc)",
+    )
     parser.add_argument("--timeout", type=_positive_float, default=30.0, help=timeout_help)
     parser.add_argument("--cafile", help="trust the certificates in this PEM file (tls:// and wss://)")
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's certificate")

@@ -35,7 +35,7 @@ from typing import Any
 
 from rpcengine.cli.errors import CliError, ExitCode
 
-__all__ = ["MODES", "Argument", "Values", "clip", "parse_values", "quoting_hints"]
+__all__ = ["MODES", "Argument", "Values", "clip", "params_hints", "parse_values", "quoting_hints"]
 
 #: How positional arguments are read: ``auto`` (JSON if valid, else a string), ``json``, ``string``.
 MODES = ("auto", "json", "string")
@@ -151,3 +151,20 @@ def quoting_hints(values: Values, error: Any) -> list[str]:
                 "a JSON value is sent as typed (5, true, null, '[1, 2]', '{\"a\": 1}'), pass --json to require it"
             )
     return hints
+
+
+def params_hints(values: Values, error: Any) -> list[str]:
+    """Return the hint line for a JSON-RPC ``invalid_params`` Error answer when one ARG was wrapped in an array.
+
+    JSON-RPC params are an array or an object, so a single other value is
+    sent as a one-item array; no hint comes otherwise.
+    """
+    if not (isinstance(error, dict) and error.get("error") == "invalid_params") or len(values.arguments) != 1:
+        return []
+    value = values.data
+    if value is None or isinstance(value, (list, dict)):
+        return []
+    return [
+        f"hint: JSON-RPC params are an array or an object: {clip(values.arguments[0].text)} was sent as "
+        f"{clip(json.dumps([value]))}; send an array or an object ('[1, 2]', '{{\"a\": 1}}') if the method wants one"
+    ]

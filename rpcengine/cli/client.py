@@ -5,6 +5,12 @@ does its work, closes the connection and returns an exit code; failures are
 raised for :func:`rpcengine.cli.main` to report in one line. ``--trace``
 prints every message on stderr (:mod:`rpcengine.cli.trace`); ``--log-level
 debug`` logs the connection and each call.
+
+``--jsonrpc`` (or a ``jsonrpc+tcp://`` URL, or a path ending in
+``/jsonrpc``) speaks JSON-RPC 2.0 instead: over TCP and WebSocket on a
+connection (``--trace`` shows the JSON-RPC documents), over ``http://`` one
+POST per call (:mod:`rpcengine.cli.jsonrpc_http`; ``listen`` needs a
+connection).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 from gevent.event import Event
 
 from dispatchers.introspection import DESCRIBE_METHOD
-from rpcengine.cli.arguments import Values, clip, parse_values, quoting_hints
+from rpcengine.cli.arguments import Values, clip, params_hints, parse_values, quoting_hints
 from rpcengine.cli.connect import client_ssl_context, connect
 from rpcengine.cli.describe import format_method, format_summary
 from rpcengine.cli.errors import CliError, ExitCode
@@ -68,9 +74,23 @@ def close_flushed(engine: Engine, timeout: float = 2.0) -> None:
     log.debug("connection closed")
 
 
+def _endpoint(args: argparse.Namespace) -> Endpoint:
+    """Return the endpoint ``args.url`` names, speaking JSON-RPC 2.0 if ``--jsonrpc`` asks."""
+    endpoint = parse_url(args.url)
+    return endpoint.as_jsonrpc() if getattr(args, "jsonrpc", False) else endpoint
+
+
 def _open(args: argparse.Namespace, rpc_handler: Any = ignore_notifications, **options: Any) -> Engine:
-    """Parse ``args.url`` and connect to it with the TLS, timeout and trace options of ``args``."""
-    endpoint: Endpoint = parse_url(args.url)
+    """Parse ``args.url`` and connect to it with the TLS, timeout and trace options of ``args``.
+
+    A JSON-RPC ``http://`` endpoint gets an :class:`~rpcengine.cli.jsonrpc_http.HttpCaller`
+    instead (it makes the same calls, one POST each).
+    """
+    endpoint = _endpoint(args)
+    if endpoint.jsonrpc and endpoint.http:
+        from rpcengine.cli.jsonrpc_http import HttpCaller
+
+        return HttpCaller(endpoint, Tracer() if args.trace else None, args.timeout)  # type: ignore[return-value]
     context = client_ssl_context(args.cafile, args.insecure) if endpoint.tls else None
     if not args.trace:
         return connect(endpoint, rpc_handler, timeout=args.timeout, ssl_context=context, **options)
@@ -84,7 +104,10 @@ def _open(args: argparse.Namespace, rpc_handler: Any = ignore_notifications, **o
         return rpc_handler(message)
 
     engine = connect(endpoint, traced_early, timeout=args.timeout, ssl_context=context, **options)
-    tracer.attach(engine, endpoint.url)
+    if endpoint.jsonrpc:
+        tracer.attach_frames(engine.transport, endpoint.url)  # the JSON-RPC documents, not native lists
+    else:
+        tracer.attach(engine, endpoint.url)
     attached = True
     return engine
 
@@ -106,7 +129,8 @@ def call(args: argparse.Namespace) -> int:
         result = engine.request(args.method, values.data, timeout=args.timeout)
     except RequestException as exc:
         log.debug("%s answered with an Error", args.method)
-        return _print_remote_error(exc.data, quoting_hints(values, exc.data))
+        hints = params_hints(values, exc.data) if _endpoint(args).jsonrpc else []
+        return _print_remote_error(exc.data, hints or quoting_hints(values, exc.data))
     finally:
         close_flushed(engine)
     log.debug("%s answered", args.method)
@@ -182,6 +206,13 @@ def listen(args: argparse.Namespace) -> int:
     ``--duration`` seconds, or on Ctrl-C/SIGTERM; with 4 if the connection
     is lost first.
     """
+    endpoint = _endpoint(args)
+    if endpoint.jsonrpc and endpoint.http:
+        raise CliError(
+            f"{endpoint.url}: listen needs a connection; JSON-RPC over HTTP is one POST per call "
+            "(use ws://HOST:PORT/jsonrpc or jsonrpc+tcp://HOST:PORT)",
+            ExitCode.USAGE,
+        )
     done = stop_requested()
     printer = _Printer(args.count, done)
     engine = _open(args, printer, max_concurrency=1)

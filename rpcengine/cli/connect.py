@@ -3,7 +3,9 @@
 ``tcp://`` and ``tls://`` use :mod:`transports.tcp`; ``ws://`` and ``wss://``
 use :mod:`transports.websocket`, and ``http://`` a long-poll session
 (:mod:`transports.http.client`), imported only when such a URL is given, so
-the TCP commands work without them. Every failure to reach a server becomes a
+the TCP commands work without them. An endpoint that speaks JSON-RPC 2.0
+(``jsonrpc+tcp://``, a ``/jsonrpc`` path, ``--jsonrpc``) uses
+:mod:`transports.jsonrpc_client`. Every failure to reach a server becomes a
 :class:`~rpcengine.cli.errors.CliError` with exit code 4.
 """
 
@@ -104,7 +106,9 @@ def connect(
     """
     if endpoint.tls and ssl_context is None:
         ssl_context = client_ssl_context()
-    if endpoint.http:
+    if endpoint.jsonrpc:
+        opener = _jsonrpc_opener(endpoint)
+    elif endpoint.http:
         opener = _poll_opener(endpoint)
     else:
         opener = _websocket_opener(endpoint) if endpoint.websocket else _tcp_opener(endpoint)
@@ -169,6 +173,26 @@ def _websocket_opener(endpoint: Endpoint) -> Opener:
         )
 
     return open_websocket
+
+
+def _jsonrpc_opener(endpoint: Endpoint) -> Opener:
+    """Return a function that opens a JSON-RPC 2.0 connection to a TCP, TLS or WebSocket endpoint."""
+    if endpoint.http:
+        raise CliError(f"{endpoint.url}: JSON-RPC over HTTP is one POST per call, not a connection", ExitCode.USAGE)
+    if endpoint.websocket:
+        load_websocket()
+    from transports import jsonrpc_client
+
+    def open_jsonrpc(rpc_handler: RpcHandler | None, *, timeout: float, ssl_context: Any, **options: Any) -> Engine:
+        if endpoint.websocket:
+            if ssl_context is not None:
+                options["ssl_context"] = ssl_context
+            return jsonrpc_client.connect_websocket(endpoint.url, rpc_handler, connect_timeout=timeout, **options)
+        return jsonrpc_client.connect_tcp(
+            endpoint.host, endpoint.port, rpc_handler, ssl_context=ssl_context, connect_timeout=timeout, **options
+        )
+
+    return open_jsonrpc
 
 
 def _poll_opener(endpoint: Endpoint) -> Opener:

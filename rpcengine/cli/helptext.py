@@ -66,6 +66,8 @@ EPILOGS = {
         "\n"
         "URLs: tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH,\n"
         "      http://HOST:PORT/PATH/rpc (a client only: long-poll to a ws:// listener, which answers HTTP too)\n"
+        "JSON-RPC 2.0 (clients; every listener answers it too): --jsonrpc, or jsonrpc+tcp://HOST:PORT,\n"
+        "      ws://HOST:PORT/jsonrpc, http://HOST:PORT/jsonrpc (one POST per call)\n"
         f"{_EXIT_CODES}\n"
         "Run 'rpcengine COMMAND --help' for a command's options and examples."
     ),
@@ -77,6 +79,10 @@ EPILOGS = {
         "  rpcengine serve --functions mymodule tcp://127.0.0.1:7000 (mymodule's public functions)\n"
         f"  rpcengine serve {_SERVICE} tls://127.0.0.1:7443 --certfile cert.pem --keyfile key.pem\n"
         f"  rpcengine serve {_SERVICE} tcp://127.0.0.1:7000 --trace   (every message on stderr)\n"
+        "\n"
+        "Every listener answers JSON-RPC 2.0 clients too, with no flag: a tcp:// one when a\n"
+        "connection's first line is a JSON-RPC document, a ws://HOST:PORT/PATH one at PATH/jsonrpc\n"
+        "(a WebSocket, or POST) or for the jsonrpc subprotocol.\n"
         "\n"
         "exit codes: 0 stopped by a signal, 2 usage (a bad target or URL), 4 a listener cannot be opened"
     ),
@@ -91,15 +97,23 @@ EPILOGS = {
         "  echo 0.5 | rpcengine call tcp://127.0.0.1:7000 sleep -\n"
         "  rpcengine call ws://127.0.0.1:8000/rpc sleep 3 --timeout 0.5 --trace\n"
         "  rpcengine call http://127.0.0.1:8000/rpc add 5         (over HTTP, to ws://127.0.0.1:8000/)\n"
+        "  rpcengine call --jsonrpc tcp://127.0.0.1:7000 echo 2 3     (JSON-RPC 2.0: params [2, 3])\n"
+        "  rpcengine call jsonrpc+tcp://127.0.0.1:7000 echo 2 3      (the same)\n"
+        "  rpcengine call ws://127.0.0.1:8000/jsonrpc echo 2 3 --trace (the JSON-RPC documents on stderr)\n"
+        "  rpcengine call http://127.0.0.1:8000/jsonrpc add         (one JSON-RPC POST)\n"
         "\n"
         "The result is printed on stdout; an Error answer's data on stderr as one line of JSON\n"
         "(with a 'hint:' line after it when a bare ARG may have been read as the wrong type).\n"
+        "Over JSON-RPC the data is the params, an array or an object: one ARG that is neither is\n"
+        "sent as a one-item array (echo 5 sends [5]); an error answer's data is\n"
+        '{"error": KIND, "message": ..., "code": JSON-RPC CODE, "data": ...}.\n'
         f"{_EXIT_CODES}"
     ),
     "notify": (
         "examples:\n"
         '  rpcengine notify tcp://127.0.0.1:7000 say \'{"name": "me", "text": "hello"}\'\n'
         "  rpcengine notify ws://127.0.0.1:8000/rpc add 1 --trace\n"
+        "  rpcengine notify http://127.0.0.1:8000/jsonrpc add     (a JSON-RPC notification, HTTP 204)\n"
         "\n"
         "--timeout bounds the connection only: nothing is answered to wait for.\n"
         f"{_EXIT_CODES}"
@@ -109,6 +123,7 @@ EPILOGS = {
         "  rpcengine listen tcp://127.0.0.1:7000\n"
         "  rpcengine listen tcp://127.0.0.1:7000 --count 1\n"
         "  rpcengine listen ws://127.0.0.1:8000/rpc --duration 60 > broadcasts.jsonl\n"
+        "  rpcengine listen ws://127.0.0.1:8000/jsonrpc --count 1   (JSON-RPC 2.0 notifications)\n"
         "\n"
         "--timeout bounds the connection only; --duration bounds the listening.\n"
         f"{_EXIT_CODES}"
@@ -118,6 +133,7 @@ EPILOGS = {
         "  rpcengine methods tcp://127.0.0.1:7000\n"
         "  rpcengine methods tcp://127.0.0.1:7000 add\n"
         "  rpcengine methods tcp://127.0.0.1:7000 --json\n"
+        "  rpcengine methods --jsonrpc tcp://127.0.0.1:7000\n"
         "\n"
         f"{_EXIT_CODES} (1 also when NAME is not a method)"
     ),

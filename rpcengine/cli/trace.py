@@ -12,6 +12,13 @@ JSON, as it goes over the wire::
 instance only. Without ``--trace`` nothing is wrapped, so the hot path is
 untouched. The session layer's own frames (the handshake, heartbeats
 ``[0, n]``, the closing ``[-1]``) are not the engine's and are not shown.
+
+:meth:`Tracer.attach_frames` traces a connection's frames instead, as they
+are written and read: for a JSON-RPC 2.0 session, whose frames are
+JSON-RPC documents rather than the engine's message lists::
+
+    12:00:01.250 → jsonrpc+tcp://127.0.0.1:7000 {"jsonrpc":"2.0","id":1,"method":"echo","params":[2,3]}
+    12:00:01.252 ← jsonrpc+tcp://127.0.0.1:7000 {"jsonrpc":"2.0","id":1,"result":[2,3]}
 """
 
 from __future__ import annotations
@@ -88,6 +95,25 @@ class Tracer:
             except Exception:  # the codec refuses it: the send fails too, and says why
                 pass
         return json.dumps(layout, ensure_ascii=False, default=repr)
+
+    def attach_frames(self, transport: Any, peer: str) -> None:
+        """Trace every frame the link of ``transport`` (a session) writes and reads from now on (does not block)."""
+        link = transport.link
+        if link is None:
+            return
+        write = link.write
+        receiver = link.receiver
+
+        def traced_write(payload: bytes, block: bool = True) -> None:
+            write(payload, block)
+            self.line(True, peer, bytes(payload).decode("utf-8", "replace"))
+
+        def traced_receiver(frame: bytes) -> None:
+            self.line(False, peer, bytes(frame).decode("utf-8", "replace"))
+            receiver(frame)
+
+        _replace(link, "write", traced_write)
+        link.receiver = traced_receiver
 
     def attach(self, engine: Engine, peer: str) -> None:
         """Trace every message ``engine`` sends and receives from now on (does not block)."""

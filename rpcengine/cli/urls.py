@@ -1,7 +1,7 @@
-"""Listener and server URLs of the command line: ``tcp://``, ``tls://``, ``ws://``, ``wss://``, ``http://``.
+"""Listener and server URLs of the command line: ``tcp://``, ``tls://``, ``ws://``, ``wss://``, ``http://``, ``jsonrpc+tcp://``.
 
 >>> parse_url("tcp://127.0.0.1:7000")
-Endpoint(scheme='tcp', host='127.0.0.1', port=7000, path='')
+Endpoint(scheme='tcp', host='127.0.0.1', port=7000, path='', jsonrpc=False)
 >>> parse_url("ws://[::1]:8000/rpc").url
 'ws://[::1]:8000/rpc'
 >>> parse_url("tcp://127.0.0.1:0", listening=True).port
@@ -12,19 +12,44 @@ A TCP URL has no path; a WebSocket URL's path defaults to ``/``; an
 server's HTTP twin, as ``http://127.0.0.1:8765/rpc``) defaults to ``/rpc``. Port 0
 (pick a free port) is allowed only for listeners. Anything else raises
 :class:`~rpcengine.cli.errors.CliError` with exit code 2.
+
+A client speaks JSON-RPC 2.0 (``Endpoint.jsonrpc``) to ``jsonrpc+tcp://``
+and ``jsonrpc+tls://`` URLs (TCP and TLS, no path), to a ``ws://``,
+``wss://`` or ``http://`` URL whose path ends in ``/jsonrpc`` (an
+``http://`` one is a POST per call), and to any URL given with
+``--jsonrpc`` (:meth:`Endpoint.as_jsonrpc`)::
+
+    >>> parse_url("jsonrpc+tcp://127.0.0.1:7000").jsonrpc
+    True
+    >>> parse_url("http://127.0.0.1:8000/rpc").as_jsonrpc().path
+    '/jsonrpc'
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from rpcengine.cli.errors import CliError, ExitCode
 
-__all__ = ["SCHEMES", "Endpoint", "format_url", "parse_url"]
+__all__ = ["JSONRPC_PATH", "JSONRPC_SCHEMES", "SCHEMES", "Endpoint", "format_url", "parse_url"]
 
 #: Supported schemes, and whether each uses TLS.
-SCHEMES = {"tcp": False, "tls": True, "ws": False, "wss": True, "http": False}
+SCHEMES = {
+    "tcp": False,
+    "tls": True,
+    "ws": False,
+    "wss": True,
+    "http": False,
+    "jsonrpc+tcp": False,
+    "jsonrpc+tls": True,
+}
+
+#: The schemes of JSON-RPC 2.0 over TCP and TLS (clients only: serve answers JSON-RPC on tcp:// and tls://).
+JSONRPC_SCHEMES = ("jsonrpc+tcp", "jsonrpc+tls")
+
+#: The last part of a path that speaks JSON-RPC 2.0 (a WebSocket path's twin, ``/jsonrpc`` for ``/``).
+JSONRPC_PATH = "/jsonrpc"
 
 
 @dataclass(frozen=True)
@@ -35,6 +60,8 @@ class Endpoint:
     host: str
     port: int
     path: str = ""
+    #: Whether a client speaks JSON-RPC 2.0 here rather than rpcengine's own protocol.
+    jsonrpc: bool = False
 
     @property
     def tls(self) -> bool:
@@ -48,7 +75,7 @@ class Endpoint:
 
     @property
     def http(self) -> bool:
-        """Whether the scheme is ``http://`` (a long-poll session on a WebSocket server's port)."""
+        """Whether the scheme is ``http://`` (a long-poll session on a WebSocket server's port, or JSON-RPC POSTs)."""
         return self.scheme == "http"
 
     @property
@@ -58,7 +85,20 @@ class Endpoint:
 
     def with_port(self, port: int) -> Endpoint:
         """Return a copy with another port (the real one of a port-0 listener)."""
-        return Endpoint(self.scheme, self.host, port, self.path)
+        return replace(self, port=port)
+
+    def as_jsonrpc(self) -> Endpoint:
+        """Return the endpoint a client speaks JSON-RPC 2.0 to (``--jsonrpc``).
+
+        An ``http://`` path that does not end in ``/jsonrpc`` becomes its
+        JSON-RPC twin: ``/rpc`` -> ``/jsonrpc``, ``/p/rpc`` -> ``/p/jsonrpc``,
+        ``/p`` -> ``/p/jsonrpc``. Other paths stay (a ``ws://`` client offers
+        the ``jsonrpc`` subprotocol, which any path of an rpcengine server takes).
+        """
+        path = self.path
+        if self.http and not path.endswith(JSONRPC_PATH):
+            path = path.removesuffix("/rpc").rstrip("/") + JSONRPC_PATH
+        return replace(self, path=path, jsonrpc=True)
 
 
 def format_url(scheme: str, host: str, port: int, path: str = "") -> str:
@@ -93,12 +133,16 @@ def parse_url(text: str, *, listening: bool = False) -> Endpoint:
         raise CliError(
             f"bad URL {text!r}: listen on a ws:// URL, which answers HTTP too (POST /rpc, long-poll)", ExitCode.USAGE
         )
+    if scheme in JSONRPC_SCHEMES and listening:
+        plain = scheme.removeprefix("jsonrpc+")
+        raise CliError(f"bad URL {text!r}: listen on a {plain}:// URL, which answers JSON-RPC 2.0 too", ExitCode.USAGE)
     if scheme == "http" and path in ("", "/"):
         path = "/rpc"
-    if scheme in ("tcp", "tls"):
+    if scheme in ("tcp", "tls", *JSONRPC_SCHEMES):
         if path not in ("", "/"):
             raise CliError(f"bad URL {text!r}: a {scheme}:// URL has no path", ExitCode.USAGE)
         path = ""
     elif not path:
         path = "/"
-    return Endpoint(scheme, parts.hostname, port, path)
+    jsonrpc = scheme in JSONRPC_SCHEMES or (not listening and path.endswith(JSONRPC_PATH))
+    return Endpoint(scheme, parts.hostname, port, path, jsonrpc)

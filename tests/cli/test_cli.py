@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.cli import SERVICE, Served, assert_one_line_error, free_port, run_cli
+from helpers.cli import SERVICE, Served, assert_one_line_error, free_port, listen_while, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -107,28 +107,13 @@ def test_methods_lists_names_signatures_and_docstrings(url: str) -> None:
 
 
 def test_listen_prints_the_broadcast_a_notify_causes(url: str) -> None:
-    listener = subprocess.Popen(
-        [sys.executable, "-m", "rpcengine", "listen", url, "--count", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while listener.poll() is None and time.monotonic() < deadline:
-            sent = run_cli("notify", url, "say", '{"name": "cli", "text": "hi"}')
-            assert sent.returncode == 0 and sent.stdout == "" and sent.stderr == "", sent
-            try:
-                listener.wait(0.5)
-            except subprocess.TimeoutExpired:
-                pass
-        out, err = listener.communicate(timeout=10)
-    finally:
-        if listener.poll() is None:
-            listener.kill()
-            listener.communicate()
-    assert listener.returncode == 0, err
-    assert [json.loads(line) for line in out.splitlines()] == [
+    def say() -> None:
+        sent = run_cli("notify", url, "say", '{"name": "cli", "text": "hi"}')
+        assert sent.returncode == 0 and sent.stdout == "" and sent.stderr == "", sent
+
+    listened = listen_while([url, "--count", "1"], say)
+    assert listened.returncode == 0, listened.stderr
+    assert [json.loads(line) for line in listened.stdout.splitlines()] == [
         {"method": "chat.message", "data": {"name": "cli", "text": "hi"}}
     ]
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 SERVICE = "rpcengine.cli.demo_service:DemoService"
@@ -119,6 +120,38 @@ class Served:
                 self.proc.kill()
                 self.proc.wait(5)
             self._stderr_reader.join(5)
+
+
+def listen_while(
+    listen_args: list[str], trigger: Callable[[], None], timeout: float = 20
+) -> subprocess.CompletedProcess[str]:
+    """Run `listen LISTEN_ARGS` and call ``trigger`` (which makes a broadcast) until it exits; return its result.
+
+    The listener connects while ``trigger`` runs, so the first broadcasts may
+    come before it listens: ``trigger`` is called again every half second
+    (at most ``timeout`` seconds) until the listener has ended.
+    """
+    listener = subprocess.Popen(
+        [sys.executable, "-m", "rpcengine", "listen", *listen_args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while listener.poll() is None:
+            assert time.monotonic() < deadline, "listen did not end"
+            trigger()
+            try:
+                listener.wait(0.5)
+            except subprocess.TimeoutExpired:
+                pass
+        out, err = listener.communicate(timeout=10)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.communicate()
+    return subprocess.CompletedProcess(listener.args, listener.returncode, out, err)
 
 
 def free_port() -> int:

@@ -34,7 +34,7 @@ from rpcengine.wire import heartbeat_frame, parse_frame
 from transports.http.poll import SECRET_HEADER, poll_config
 from transports.link import FINAL_WRITE_TIMEOUT, SocketLink
 from transports.listener import tune_socket
-from transports.session.client import refuse_calls
+from transports.session.client import client_engine
 from transports.session.config import SessionConfig
 from transports.session.driver import Session
 from transports.session.handshake import client_hello, parse_server_hello
@@ -369,14 +369,7 @@ def client_session(
     session = Session(config, session_id=session_id, resumable=True, handshaken=True)
     session.peer_address = address
     session.peer_outbox_bound(peer_max_unacked)
-    engine = Engine(
-        session,
-        rpc_handler or refuse_calls,
-        default_timeout=config.default_timeout,
-        max_pending=config.max_pending,
-        max_concurrency=config.max_concurrency,
-    )
-    return session, engine
+    return session, client_engine(session, rpc_handler, config)
 
 
 def run_session(session: Session, link: SocketLink) -> None:

@@ -30,7 +30,7 @@ from transports.session.config import SessionConfig
 from transports.session.driver import Session
 from transports.session.handshake import client_hello, parse_server_hello
 
-__all__ = ["Dial", "ReconnectPolicy", "open_session", "refuse_calls"]
+__all__ = ["Dial", "ReconnectPolicy", "client_engine", "open_session", "refuse_calls"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,17 @@ Dial = Callable[[], SocketLink]
 def refuse_calls(request: Any) -> Any:
     """Default rpc handler of a client: every call from the server gets MethodNotFound."""
     raise MethodNotFound(request.method)
+
+
+def client_engine(session: Session, rpc_handler: RpcHandler | None, config: SessionConfig) -> Engine:
+    """Return the Engine of a client ``session``, with the limits of ``config`` (``rpc_handler`` None: refuse_calls)."""
+    return Engine(
+        session,
+        rpc_handler or refuse_calls,
+        default_timeout=config.default_timeout,
+        max_pending=config.max_pending,
+        max_concurrency=config.max_concurrency,
+    )
 
 
 @dataclass(frozen=True)
@@ -133,13 +144,7 @@ def open_session(
     policy = reconnect if isinstance(reconnect, ReconnectPolicy) else (ReconnectPolicy() if reconnect else None)
     session = Session(config, resumable=handshake and policy is not None, handshaken=handshake, clock=clock)
     session.session_id = ""  # named by the server's handshake answer
-    engine = Engine(
-        session,
-        rpc_handler,
-        default_timeout=config.default_timeout,
-        max_pending=config.max_pending,
-        max_concurrency=config.max_concurrency,
-    )
+    engine = client_engine(session, rpc_handler, config)
     extra = hello_extra or {}
     link = dial()
     session.peer_address = link.peer_address
