@@ -28,9 +28,21 @@ from rpcengine.errors import (
     TooManyPendingRequests,
     WrongThread,
 )
-from rpcengine.features import ALL_FEATURES, CANCEL, DEADLINE
+from rpcengine.features import ALL_FEATURES, CANCEL, DEADLINE, STREAM
 from rpcengine.hubthread import HubThread
-from rpcengine.messages import Cancel, Disconnect, Error, Heartbeat, Message, Notification, Request, Response
+from rpcengine.messages import (
+    Cancel,
+    Disconnect,
+    Error,
+    Heartbeat,
+    Message,
+    Notification,
+    Request,
+    Response,
+    StreamCredit,
+    StreamItem,
+)
+from rpcengine.streams import Stream
 
 __version__ = "0.1.0"
 
@@ -38,6 +50,7 @@ __all__ = [
     "ALL_FEATURES",
     "CANCEL",
     "DEADLINE",
+    "STREAM",
     "Call",
     "Cancel",
     "Codec",
@@ -66,6 +79,9 @@ __all__ = [
     "RequestTimeout",
     "Response",
     "RpcError",
+    "Stream",
+    "StreamCredit",
+    "StreamItem",
     "TooManyPendingRequests",
     "UjsonCodec",
     "WrongThread",

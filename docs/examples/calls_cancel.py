@@ -39,8 +39,8 @@ class Worker:
 worker = Worker()
 server = TcpServer(("127.0.0.1", 0), MethodDispatcher(worker)).start()
 host, port = server.address
-client = connect(host, port)  # the handshake takes the cancel and deadline features
-assert client.transport.features == {"cancel", "deadline"}
+client = connect(host, port)  # the handshake takes the cancel, deadline and stream features
+assert client.transport.features == {"cancel", "deadline", "stream"}
 
 # Cancel: the call ends at once, and the server is sent a Cancel that stops the handler.
 call = client.call("crunch", 10)
