@@ -415,18 +415,30 @@ _WHITESPACE: Final = b" \t\r\n"
 _SCAN: Final = 256
 
 
-def is_jsonrpc_frame(frame: bytes) -> bool:
+def is_jsonrpc_frame(frame: bytes, codec: Codec | None = None) -> bool:
     """Whether the encoded first frame of a connection is JSON-RPC rather than rpcengine's own protocol.
 
-    An object containing a ``"jsonrpc"`` key text (rpcengine's handshake is
-    an object without one), or an array whose first item is an object
-    (native messages are arrays of numbers first). Looks at the whitespace
-    and brackets of the first few hundred bytes, then searches an object's
-    text for ``"jsonrpc"`` in C; does not decode.
+    An object with a ``jsonrpc`` member (rpcengine's handshake is an object
+    with a ``rpcengine`` member instead), or an array whose first item is an
+    object (native messages are arrays of numbers first). Looks at the
+    whitespace and brackets of the first few hundred bytes and, for an
+    object, searches its text for ``"jsonrpc"`` in C; with ``codec``, an
+    object holding that text is then decoded to tell a member from a
+    value: it is JSON-RPC if it has the member, or lacks ``rpcengine``. An
+    object that holds the text but is not valid JSON is taken for JSON-RPC
+    (it is answered with a parse error). Does not block.
     """
     head = frame[:_SCAN].lstrip(_WHITESPACE)
     if head[:1] == b"{":
-        return frame.find(b'"jsonrpc"') >= 0
+        if frame.find(b'"jsonrpc"') < 0:
+            return False
+        if codec is None:
+            return True
+        try:
+            value = codec.decode(frame)
+        except (DecodeError, MessageTooLarge):
+            return True
+        return type(value) is dict and ("jsonrpc" in value or "rpcengine" not in value)
     return head[:1] == b"[" and head[1:].lstrip(_WHITESPACE)[:1] == b"{"
 
 

@@ -379,3 +379,17 @@ def test_the_module_is_sans_io() -> None:
     source = open(jsonrpc.__file__, encoding="utf-8").read()
     for name in ("gevent", "socket", "transports", "dispatchers", "threading", "asyncio"):
         assert f"import {name}" not in source and f"from {name}" not in source
+
+
+@pytest.mark.parametrize(
+    ("frame", "expected"),
+    [
+        (b'{"rpcengine": 1, "session": null, "ack": 0, "token": "jsonrpc"}', False),
+        (b'{"rpcengine": 1, "jsonrpc": "2.0"}', True),  # a member wins: it claims JSON-RPC
+        (b'{"method": "jsonrpc", "id": 1}', True),  # neither member: answered as JSON-RPC (-32600)
+        (b'{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]', True),  # broken: a parse error
+        (b'{"rpcengine": 1}', False),
+    ],
+)
+def test_is_jsonrpc_frame_with_a_codec_tells_a_member_from_a_value(frame: bytes, expected: bool) -> None:
+    assert is_jsonrpc_frame(frame, default_codec()) is expected

@@ -276,3 +276,19 @@ def test_params_unpacked_by_position_or_name_and_a_signature_mismatch_is_invalid
             assert methods["code"] == -32601
         finally:
             peer.close()
+
+
+def test_a_handshake_holding_the_word_jsonrpc_as_a_value_is_still_a_handshake(server: TcpServer) -> None:
+    raw = Peer(server.address)
+    try:
+        raw.send(b'{"rpcengine": 1, "session": null, "ack": 0, "token": "jsonrpc"}')
+        answer = raw.receive()
+        assert answer["rpcengine"] == 1 and "error" not in answer
+    finally:
+        raw.close()
+    broken = Peer(server.address)
+    try:
+        broken.send(b'{"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz]')
+        assert broken.receive()["error"]["code"] == -32700
+    finally:
+        broken.close()

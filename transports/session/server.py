@@ -220,10 +220,11 @@ class SessionServer:
         """Handle the first frame: a handshake object, the first message of a plain client, or JSON-RPC 2.0.
 
         A JSON-RPC document (:func:`~rpcengine.jsonrpc.is_jsonrpc_frame`: an
-        object with a ``"jsonrpc"`` member, or an array whose first item is
-        an object) makes the connection a JSON-RPC one for good.
+        object with a ``jsonrpc`` member and no ``rpcengine`` one, or an
+        array whose first item is an object) makes the connection a JSON-RPC
+        one for good.
         """
-        if is_jsonrpc_frame(frame):
+        if is_jsonrpc_frame(frame, self.codec):
             if not self._authenticated(link, None):
                 return
             log.debug("connection from %s speaks JSON-RPC 2.0", link.peer_address)
