@@ -40,11 +40,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from gevent.event import Event
 
+from rpcengine import calls
 from rpcengine.errors import ConnectionLost, RequestException, RequestTimeout
 from rpcengine.messages import StreamCredit, StreamItem
 
 if TYPE_CHECKING:
-    from rpcengine.calls import Call
     from rpcengine.engine import Engine
 
 __all__ = ["DEFAULT_WINDOW", "MAX_COLLECTED", "PLAIN_RESULTS", "Producer", "Stream", "collect", "is_stream"]
@@ -150,7 +150,9 @@ class Stream:
     is cancelled and RequestTimeout raised. Iterate it once.
     """
 
-    def __init__(self, engine: Engine, call: Call, *, window: int, timeout: float | None, streaming: bool) -> None:
+    def __init__(
+        self, engine: Engine, call: calls.Call, *, window: int, timeout: float | None, streaming: bool
+    ) -> None:
         self._engine = engine
         self.call = call
         self.window = window
@@ -170,7 +172,7 @@ class Stream:
         """The id of the request that asked for the stream."""
         return self.call.message_id
 
-    def _ended(self, call: Call) -> None:
+    def _ended(self, call: calls.Call) -> None:
         """Done callback (in the hub): the stream's request ended; wake the consumer."""
         self._engine._forget_stream(call.message_id)
         self._arrived.set()
