@@ -7,6 +7,7 @@
     rpcengine notify URL METHOD [ARG ...]         send a notification
     rpcengine listen URL [--count N] [--duration S]   print notifications as JSON lines
     rpcengine methods URL [NAME]                  list the methods a server exposes, or show one
+    rpcengine discover [--timeout S] [--workgroup W]  list the servers on the LAN that answer discovery
     rpcengine demo [--keep-running SECONDS]       run the demo
 
 Run bare, ``rpcengine`` prints its help (the command list) and exits with
@@ -34,7 +35,7 @@ connection failed), :mod:`~rpcengine.cli.client` (``call``, ``notify``,
 :mod:`~rpcengine.cli.output` and :mod:`~rpcengine.cli.describe`,
 :mod:`~rpcengine.cli.serve` with :mod:`~rpcengine.cli.handlers` and
 :mod:`~rpcengine.cli.watch`, :mod:`~rpcengine.cli.trace`,
-:mod:`~rpcengine.cli.signals`, and the demo: :mod:`~rpcengine.cli.demo`
+:mod:`~rpcengine.cli.signals`, :mod:`~rpcengine.cli.discover`, and the demo: :mod:`~rpcengine.cli.demo`
 with its service, script and page server.
 """
 
@@ -52,6 +53,8 @@ from rpcengine.cli.diagnose import describe_os_error
 from rpcengine.cli.errors import PROG, CliError, ExitCode, print_error
 from rpcengine.cli.helptext import DESCRIPTIONS, EPILOGS
 from rpcengine.cli.packages import require_rpcengine_packages
+from rpcengine.discovery import BROADCAST
+from rpcengine.discovery import DEFAULT_PORT as DISCOVERY_PORT
 from rpcengine.errors import (
     ConnectionLost,
     EncodeError,
@@ -219,8 +222,37 @@ def _add_serve(subparsers: Any) -> None:
     parser.add_argument(
         "--stop-timeout", type=_non_negative_float, default=5.0, help="seconds to let calls finish on stop (5)"
     )
+    parser.add_argument("--discovery", action="store_true", help="answer 'rpcengine discover' probes (UDP)")
+    parser.add_argument("--name", help="the name discovery answers with (default: MODULE:OBJECT)")
+    parser.add_argument("--workgroup", help="answer only probes for this workgroup, or for any")
+    parser.add_argument("--discovery-port", type=_port, default=DISCOVERY_PORT, help="UDP port (7399)")
     _common(parser)
     parser.set_defaults(run=serve)
+
+
+def _port(text: str) -> int:
+    """argparse type: a port number, 0 to 65535 (0: any free port)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {text!r}")
+    return value
+
+
+def _add_discover(subparsers: Any) -> None:
+    """Add the ``discover`` subcommand."""
+    from rpcengine.cli.discover import run_discover
+
+    parser = _add_command(subparsers, "discover", "list the servers on the LAN that answer discovery probes")
+    parser.add_argument("--timeout", type=_positive_float, default=1.0, help="seconds to wait for answers (1)")
+    parser.add_argument("--workgroup", help="only the servers of this workgroup (default: every server)")
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    parser.add_argument("--port", type=_port, default=DISCOVERY_PORT, help="the UDP port probed (7399)")
+    parser.add_argument("--address", default=BROADCAST, help="where the probe goes (255.255.255.255)")
+    parser.add_argument("--log-level", choices=_LOG_LEVELS, default="warning", help="logging level on stderr")
+    parser.set_defaults(run=run_discover)
 
 
 def _add_clients(subparsers: Any) -> None:
@@ -324,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_serve(subparsers)
     _add_clients(subparsers)
+    _add_discover(subparsers)
     _add_demo(subparsers)
     return parser
 

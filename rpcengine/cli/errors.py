@@ -7,7 +7,8 @@ code   meaning
 1      the server answered with an Error (its data is printed on
        stderr as one line of JSON)
 2      usage: bad arguments, a bad URL, an invalid JSON argument
-3      timeout: no answer within ``--timeout`` seconds
+3      timeout: no answer within ``--timeout`` seconds (``discover``:
+       no server answered)
 4      connection failure: refused, lost, handshake refused, or a
        listener that cannot be opened
 5      an unexpected error inside the command line tool itself

@@ -47,6 +47,12 @@ DESCRIPTIONS = {
         "List the methods a server exposes, with their signatures and docstrings (rpcengine.describe);\n"
         "with NAME, show that one method in full."
     ),
+    "discover": (
+        "Broadcast one discovery probe on the LAN (UDP) and list the servers that answered:\n"
+        "those started with 'rpcengine serve ... --discovery' (or a transports.discovery.DiscoveryResponder).\n"
+        "Each says its name, workgroup, version, address and listener URLs. With --workgroup only that\n"
+        "workgroup's servers answer. Nothing answering within --timeout exits with code 3."
+    ),
     "demo": (
         "Run a server and two scripted clients that show a request, a broadcast, a notification,\n"
         "a server-to-client request, a remote error, a timeout and introspection, with a browser\n"
@@ -79,6 +85,7 @@ EPILOGS = {
         "  rpcengine serve --functions mymodule tcp://127.0.0.1:7000 (mymodule's public functions)\n"
         f"  rpcengine serve {_SERVICE} tls://127.0.0.1:7443 --certfile cert.pem --keyfile key.pem\n"
         f"  rpcengine serve {_SERVICE} tcp://127.0.0.1:7000 --trace   (every message on stderr)\n"
+        f"  rpcengine serve {_SERVICE} tcp://0.0.0.0:7000 --discovery --workgroup lab  (found by discover)\n"
         "\n"
         "Every listener answers JSON-RPC 2.0 clients too, with no flag: a tcp:// one when a\n"
         "connection's first line is a JSON-RPC document, a ws://HOST:PORT/PATH one at PATH/jsonrpc\n"
@@ -136,6 +143,16 @@ EPILOGS = {
         "  rpcengine methods --jsonrpc tcp://127.0.0.1:7000\n"
         "\n"
         f"{_EXIT_CODES} (1 also when NAME is not a method)"
+    ),
+    "discover": (
+        "examples:\n"
+        "  rpcengine discover\n"
+        "  rpcengine discover --workgroup lab --timeout 2\n"
+        "  rpcengine discover --json\n"
+        "  rpcengine discover --address 192.168.1.255      (a subnet's broadcast address)\n"
+        "  rpcengine discover --address 192.168.1.20       (ask one host)\n"
+        "\n"
+        "exit codes: 0 servers answered, 2 usage, 3 none answered within --timeout, 4 the probe cannot be sent"
     ),
     "demo": (
         "examples:\n"

@@ -16,7 +16,9 @@ The command prints one line per listener, ``listening on URL`` with the
 real port, then runs until SIGINT or SIGTERM and stops every server
 gracefully (see :meth:`transports.tcp.TcpServer.stop`). ``--trace`` prints
 every message on stderr (:mod:`rpcengine.cli.trace`), ``--log-level debug``
-logs connections and calls (:mod:`rpcengine.cli.watch`).
+logs connections and calls (:mod:`rpcengine.cli.watch`). With
+``--discovery`` it also answers ``rpcengine discover`` on a UDP port, after
+the listener lines (:func:`~rpcengine.cli.discover.start_responder`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from dispatchers.middleware import MushroomErrors, with_middleware
 from rpcengine.cli.connect import open_listeners, server_ssl_context
+from rpcengine.cli.discover import start_responder
 from rpcengine.cli.errors import CliError, ExitCode
 from rpcengine.cli.handlers import Served, load_object, rpc_handler_for, serve_functions
 from rpcengine.cli.signals import stop_requested
@@ -88,15 +91,19 @@ def serve(args: argparse.Namespace) -> int:
     stop = stop_requested()
     started = open_listeners(endpoints, handler, ssl_context=context, **hooks, **server_options(args))
     servers = [server for server, _ in started]
+    responder = None
     try:
         if served.on_serve is not None:
             served.on_serve(servers)
         for _, real in started:
             for endpoint in real:
                 print(f"listening on {endpoint.url}", flush=True)
+        responder = start_responder(args, [endpoint.url for _, real in started for endpoint in real])
         stop.wait()
         log.info("stopping")
     finally:
+        if responder is not None:
+            responder.stop()
         for server in servers:
             server.stop(args.stop_timeout)
     return ExitCode.OK
