@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.cli import SERVICE, Served, assert_one_line_error, free_port, run_cli
+from helpers.cli import SERVICE, Served, assert_one_line_error, free_port, listen_while_notifying, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -107,30 +107,7 @@ def test_methods_lists_names_signatures_and_docstrings(url: str) -> None:
 
 
 def test_listen_prints_the_broadcast_a_notify_causes(url: str) -> None:
-    listener = subprocess.Popen(
-        [sys.executable, "-m", "rpcengine", "listen", url, "--count", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while listener.poll() is None and time.monotonic() < deadline:
-            sent = run_cli("notify", url, "say", '{"name": "cli", "text": "hi"}')
-            assert sent.returncode == 0 and sent.stdout == "" and sent.stderr == "", sent
-            try:
-                listener.wait(0.5)
-            except subprocess.TimeoutExpired:
-                pass
-        out, err = listener.communicate(timeout=10)
-    finally:
-        if listener.poll() is None:
-            listener.kill()
-            listener.communicate()
-    assert listener.returncode == 0, err
-    assert [json.loads(line) for line in out.splitlines()] == [
-        {"method": "chat.message", "data": {"name": "cli", "text": "hi"}}
-    ]
+    assert listen_while_notifying(url, url) == [{"method": "chat.message", "data": {"name": "cli", "text": "hi"}}]
 
 
 def test_listen_for_a_duration_exits_0(url: str) -> None:

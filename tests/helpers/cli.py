@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import queue
 import re
 import signal
@@ -11,9 +12,10 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 SERVICE = "rpcengine.cli.demo_service:DemoService"
-URL_LINE = re.compile(r"^listening on ((?:tcp|tls|ws|wss)://\S+)$")
+URL_LINE = re.compile(r"^listening on ((?:tcp|tls|ws|wss)://\S+|unix:\S+)$")
 
 
 def run_cli(
@@ -133,3 +135,32 @@ def host_port(url: str) -> tuple[str, int]:
     rest = url.split("://", 1)[1].split("/", 1)[0]
     host, port = rest.rsplit(":", 1)
     return host, int(port)
+
+
+def listen_while_notifying(listen_url: str, notify_url: str, timeout: float = 20) -> list[Any]:
+    """Run ``listen LISTEN_URL --count 1`` while ``notify NOTIFY_URL say ...`` repeats; return what it printed.
+
+    Each notify must succeed silently; the listener must exit 0 within ``timeout`` seconds.
+    """
+    listener = subprocess.Popen(
+        [sys.executable, "-m", "rpcengine", "listen", listen_url, "--count", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while listener.poll() is None and time.monotonic() < deadline:
+            sent = run_cli("notify", notify_url, "say", '{"name": "cli", "text": "hi"}')
+            assert sent.returncode == 0 and sent.stdout == "" and sent.stderr == "", sent
+            try:
+                listener.wait(0.5)
+            except subprocess.TimeoutExpired:
+                pass
+        out, err = listener.communicate(timeout=10)
+    finally:
+        if listener.poll() is None:
+            listener.kill()
+            listener.communicate()
+    assert listener.returncode == 0, err
+    return [json.loads(line) for line in out.splitlines()]
