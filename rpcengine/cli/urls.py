@@ -1,4 +1,4 @@
-"""Listener and server URLs of the command line: ``tcp://``, ``tls://``, ``ws://``, ``wss://``, ``http://``.
+"""Listener and server URLs of the command line: ``tcp://``, ``tls://``, ``ws://``, ``wss://``, ``http://``, ``unix:``.
 
 >>> parse_url("tcp://127.0.0.1:7000")
 Endpoint(scheme='tcp', host='127.0.0.1', port=7000, path='')
@@ -6,12 +6,18 @@ Endpoint(scheme='tcp', host='127.0.0.1', port=7000, path='')
 'ws://[::1]:8000/rpc'
 >>> parse_url("tcp://127.0.0.1:0", listening=True).port
 0
+>>> parse_url("unix:///run/app.sock")
+Endpoint(scheme='unix', host='', port=0, path='/run/app.sock')
+>>> parse_url("unix:@app").url
+'unix:@app'
 
 A TCP URL has no path; a WebSocket URL's path defaults to ``/``; an
 ``http://`` URL (a client only: a long-poll session to a WebSocket
 server's HTTP twin, as ``http://127.0.0.1:8765/rpc``) defaults to ``/rpc``. Port 0
-(pick a free port) is allowed only for listeners. Anything else raises
-:class:`~rpcengine.cli.errors.CliError` with exit code 2.
+(pick a free port) is allowed only for listeners. A Unix-domain socket is
+``unix:///absolute/path``, ``unix:relative/path`` or ``unix:@name`` (a Linux
+abstract name); its path is the Endpoint's ``path``, it has no host or port.
+Anything else raises :class:`~rpcengine.cli.errors.CliError` with exit code 2.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from rpcengine.cli.errors import CliError, ExitCode
 __all__ = ["SCHEMES", "Endpoint", "format_url", "parse_url"]
 
 #: Supported schemes, and whether each uses TLS.
-SCHEMES = {"tcp": False, "tls": True, "ws": False, "wss": True, "http": False}
+SCHEMES = {"tcp": False, "tls": True, "ws": False, "wss": True, "http": False, "unix": False}
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,15 @@ class Endpoint:
         return self.scheme == "http"
 
     @property
+    def unix(self) -> bool:
+        """Whether the scheme is ``unix:`` (a Unix-domain socket at :attr:`path`)."""
+        return self.scheme == "unix"
+
+    @property
     def url(self) -> str:
         """The endpoint written back as a URL."""
+        if self.unix:
+            return f"unix://{self.path}" if self.path.startswith("/") else f"unix:{self.path}"
         return format_url(self.scheme, self.host, self.port, self.path)
 
     def with_port(self, port: int) -> Endpoint:
@@ -73,6 +86,8 @@ def parse_url(text: str, *, listening: bool = False) -> Endpoint:
 
     With ``listening`` true the port may be 0 (any free port).
     """
+    if text[:5].lower() == "unix:":
+        return _parse_unix_url(text)
     try:
         parts = urlsplit(text)
         port = parts.port
@@ -102,3 +117,26 @@ def parse_url(text: str, *, listening: bool = False) -> Endpoint:
     elif not path:
         path = "/"
     return Endpoint(scheme, parts.hostname, port, path)
+
+
+def _parse_unix_url(text: str) -> Endpoint:
+    """Parse ``unix:///path``, ``unix:path`` or ``unix:@name``; raise CliError (exit 2) if it is not usable."""
+    from transports.unix import socket_address  # the transport's own rule for the path's length
+
+    path = text[5:]
+    if path.startswith("//"):
+        host, slash, rest = path[2:].partition("/")
+        if host:
+            raise CliError(
+                f"bad URL {text!r}: a unix:// URL names no host; write unix:///PATH or unix:@NAME", ExitCode.USAGE
+            )
+        path = slash + rest
+    if path in ("", "@", "/"):
+        raise CliError(f"bad URL {text!r}: it names no socket, as in unix:///tmp/app.sock", ExitCode.USAGE)
+    if "?" in path or "#" in path:
+        raise CliError(f"bad URL {text!r}: no query or fragment allowed", ExitCode.USAGE)
+    try:
+        socket_address(path)
+    except ValueError as exc:
+        raise CliError(f"bad URL {text!r}: {exc}", ExitCode.USAGE) from None
+    return Endpoint("unix", "", 0, path)
