@@ -107,7 +107,10 @@ def test_methods_lists_names_signatures_and_docstrings(url: str) -> None:
 
 
 def test_listen_prints_the_broadcast_a_notify_causes(url: str) -> None:
-    assert listen_while_notifying(url, url) == [{"method": "chat.message", "data": {"name": "cli", "text": "hi"}}]
+    out, _ = listen_while_notifying(url, url)
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"method": "chat.message", "data": {"name": "cli", "text": "hi"}}
+    ]
 
 
 def test_listen_for_a_duration_exits_0(url: str) -> None:

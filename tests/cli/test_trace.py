@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
-from helpers.cli import SERVICE, Served, run_cli
+from helpers.cli import SERVICE, Served, listen_while_notifying, run_cli
 
 LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) (→|←|>|<) (\S+) (\[.*\])$")
 
@@ -61,31 +59,11 @@ def test_serve_traces_what_each_client_sends_and_gets(served: Served) -> None:
 
 
 def test_serve_traces_broadcasts(served: Served) -> None:
-    url = served.urls[0]
-    listener = subprocess.Popen(
-        [sys.executable, "-m", "rpcengine", "listen", url, "--count", "1", "--trace"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        for _ in range(40):  # until the listener, connecting meanwhile, got one
-            assert run_cli("notify", url, "say", '{"name": "t", "text": "broadcast"}').returncode == 0
-            try:
-                listener.wait(0.5)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        _, err = listener.communicate(timeout=10)
-    finally:
-        if listener.poll() is None:
-            listener.kill()
-            listener.communicate()
-    assert listener.returncode == 0
+    _, err = listen_while_notifying(served.urls[0], served.urls[0], "--trace")
     received = [message for direction, _, message in trace_lines(err) if direction == "received"]
-    assert received[0][0] == 1 and received[0][2:] == ["chat.message", {"name": "t", "text": "broadcast"}]
+    assert received[0][0] == 1 and received[0][2:] == ["chat.message", {"name": "cli", "text": "hi"}]
     served.wait_for_stderr(
-        r'(→|>) 127\.0\.0\.1:\d+ \[1, ?\d+, ?"chat\.message", ?\{"name": ?"t", ?"text": ?"broadcast"\}\]$'
+        r'(→|>) 127\.0\.0\.1:\d+ \[1, ?\d+, ?"chat\.message", ?\{"name": ?"cli", ?"text": ?"hi"\}\]$'
     )
 
 

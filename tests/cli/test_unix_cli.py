@@ -55,8 +55,10 @@ def test_methods_over_unix(served: tuple[Served, str, str]) -> None:
 
 def test_listen_prints_the_broadcast_a_notify_over_unix_causes(served: tuple[Served, str, str]) -> None:
     # Listening on the file, notifying through the abstract name: one server behind both.
-    got = listen_while_notifying(served[1], served[2])
-    assert got == [{"method": "chat.message", "data": {"name": "cli", "text": "hi"}}]
+    out, _ = listen_while_notifying(served[1], served[2])
+    assert [json.loads(line) for line in out.splitlines()] == [
+        {"method": "chat.message", "data": {"name": "cli", "text": "hi"}}
+    ]
 
 
 def test_a_missing_socket_file_is_one_line_exit_4(tmp_path: Path) -> None:

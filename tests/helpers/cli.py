@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import queue
 import re
 import signal
@@ -12,7 +11,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 SERVICE = "rpcengine.cli.demo_service:DemoService"
 URL_LINE = re.compile(r"^listening on ((?:tcp|tls|ws|wss)://\S+|unix:\S+)$")
@@ -137,13 +135,13 @@ def host_port(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def listen_while_notifying(listen_url: str, notify_url: str, timeout: float = 20) -> list[Any]:
-    """Run ``listen LISTEN_URL --count 1`` while ``notify NOTIFY_URL say ...`` repeats; return what it printed.
+def listen_while_notifying(listen_url: str, notify_url: str, *options: str, timeout: float = 20) -> tuple[str, str]:
+    """Run ``listen LISTEN_URL --count 1 OPTIONS`` while ``notify NOTIFY_URL say ...`` repeats; return (stdout, stderr).
 
     Each notify must succeed silently; the listener must exit 0 within ``timeout`` seconds.
     """
     listener = subprocess.Popen(
-        [sys.executable, "-m", "rpcengine", "listen", listen_url, "--count", "1"],
+        [sys.executable, "-m", "rpcengine", "listen", listen_url, "--count", "1", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -163,4 +161,4 @@ def listen_while_notifying(listen_url: str, notify_url: str, timeout: float = 20
             listener.kill()
             listener.communicate()
     assert listener.returncode == 0, err
-    return [json.loads(line) for line in out.splitlines()]
+    return out, err
