@@ -8,7 +8,9 @@ client worker calls :meth:`System.connect` and drives the returned
 
 from __future__ import annotations
 
+import os
 import resource
+import tempfile
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -81,6 +83,15 @@ def raise_nofile_limit(wanted: int = NOFILE_LIMIT) -> int:
     return wanted
 
 
+def unix_socket_path(system: str, key: int) -> str:
+    """Return the socket path of ``system``'s Unix-socket server number ``key`` (its process id).
+
+    A Unix-socket system's :meth:`System.start_server` returns ``key`` where
+    a TCP one returns its port, and :meth:`System.connect` gets it back.
+    """
+    return os.path.join(tempfile.gettempdir(), f"rpcengine-bench-{system}-{key}.sock")
+
+
 class Conn(Protocol):
     """One client connection, usable by many greenlets at once where the system allows it."""
 
@@ -112,7 +123,10 @@ class System:
         return None
 
     def start_server(self) -> tuple[int, Callable[[], None]]:
-        """Start the echo server on 127.0.0.1; return its port and a function that stops it."""
+        """Start the echo server on 127.0.0.1; return its port and a function that stops it.
+
+        A Unix-socket system returns the key of its path instead (see :func:`unix_socket_path`).
+        """
         raise NotImplementedError
 
     def connect(self, port: int, scenario: str) -> Conn:

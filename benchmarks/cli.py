@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     _say(
         f"\nThroughput (calls/s: median over {settings.rounds} rounds, min-max; each ratio = median over the rounds"
         " of calls/s / the baseline's calls/s in the same round; vs raw-tcp: B's is the batching client;"
-        " other ratios: plain = raw-tcp-plain, ws = raw-ws, mprpc)\n"
+        " other ratios: plain = raw-tcp-plain, unix = raw-unix, ws = raw-ws, mprpc)\n"
     )
     _say(throughput_table(cases))
     _say(

@@ -56,7 +56,7 @@ def take_frames(buf: bytearray) -> list[Any]:
     return messages
 
 
-def _handle(sock: socket.socket, _address: Any) -> None:
+def handle_echo(sock: socket.socket, _address: Any) -> None:
     """Serve one connection: echo every request, batching the answers of one read."""
     ids = itertools.count(1)
     buf = bytearray()
@@ -95,11 +95,15 @@ def open_socket(port: int) -> socket.socket:
     return sock
 
 
+#: Opens a connected client socket to the server known by a port (or a Unix-socket key).
+Opener = Callable[[int], socket.socket]
+
+
 class InlineConn:
     """Sequential client: send a frame, then read until its answer arrives."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = open_socket(port)
+    def __init__(self, port: int, opener: Opener = open_socket) -> None:
+        self.sock = opener(port)
         self.buf = bytearray()
         self.ids = itertools.count(1)
         self.ready: list[Any] = []
@@ -127,8 +131,8 @@ class InlineConn:
 class PipelinedConn:
     """Client for many concurrent callers: a reader greenlet, optionally a batching writer."""
 
-    def __init__(self, port: int, batched: bool = True) -> None:
-        self.sock = open_socket(port)
+    def __init__(self, port: int, batched: bool = True, opener: Opener = open_socket) -> None:
+        self.sock = opener(port)
         self.sock.settimeout(None)
         self.ids = itertools.count(1)
         self.waiting: dict[int, AsyncResult] = {}
@@ -199,16 +203,18 @@ class RawTcp(System):
     description = "gevent StreamServer + socket, length-prefixed ujson, no RPC layer"
     scenarios = ("A", "B", "Bpool", "C", "C1", "D")
     memory = True
+    #: How a client connects (raw-unix: to a Unix-domain socket).
+    opener: Opener = staticmethod(open_socket)
 
     def start_server(self) -> tuple[int, Callable[[], None]]:
         """Start the raw echo server."""
-        return start_raw_server(_handle)
+        return start_raw_server(handle_echo)
 
     def connect(self, port: int, scenario: str) -> Conn:
         """Inline client for A, Bpool, C, C1 and D; pipelined (batched writer) for B and pending requests."""
         if scenario in ("B", "pending"):
-            return PipelinedConn(port, batched=True)
-        return InlineConn(port)
+            return PipelinedConn(port, batched=True, opener=self.opener)
+        return InlineConn(port, opener=self.opener)
 
 
 class RawTcpPlain(RawTcp):
@@ -221,4 +227,4 @@ class RawTcpPlain(RawTcp):
 
     def connect(self, port: int, scenario: str) -> Conn:
         """Pipelined client with an unbatched writer."""
-        return PipelinedConn(port, batched=False)
+        return PipelinedConn(port, batched=False, opener=self.opener)

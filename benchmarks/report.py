@@ -21,7 +21,9 @@ SCENARIO_LABELS = {
 #: The main baseline of every ratio.
 RAW_TCP = "raw-tcp"
 #: The other baselines, and their short names in the "other ratios" column.
-OTHER_BASELINES = {"raw-tcp-plain": "plain", "raw-ws": "ws", "mprpc": "mprpc"}
+OTHER_BASELINES = {"raw-tcp-plain": "plain", "raw-unix": "unix", "raw-ws": "ws", "mprpc": "mprpc"}
+#: Baselines shown only beside the systems on their own socket kind (the name's part after "raw-").
+_OWN_KIND_BASELINES = {"unix", "ws"}
 #: Scenarios measured against another scenario of the same round (S and S8: submit() against A's request()).
 REFERENCE_SCENARIO = {"S": "A", "S8": "A"}
 #: Systems whose reference scenario is also a ratio of S and S8 ("raw A", "mprpc A"), besides the system's own.
@@ -128,7 +130,7 @@ def _other_ratios(case: dict[str, Any]) -> str:
     shown = []
     for base, short in OTHER_BASELINES.items():
         ratio = case.get("ratios", {}).get(base)
-        if ratio is None or (short == "ws" and "ws" not in case["system"]):
+        if ratio is None or (short in _OWN_KIND_BASELINES and short not in case["system"]):
             continue
         shown.append(f"{short} {ratio:.2f}")
     return ", ".join(shown) or "-"

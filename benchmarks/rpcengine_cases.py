@@ -1,6 +1,6 @@
-"""rpcengine-tcp, rpcengine-tcp+orjson, rpcengine-ws and rpcengine-loopback.
+"""rpcengine-tcp, rpcengine-tcp+orjson, rpcengine-unix, rpcengine-ws and rpcengine-loopback.
 
-Written against the public API of ``transports.tcp``, ``transports.websocket``,
+Written against the public API of ``transports.tcp``, ``transports.unix``, ``transports.websocket``,
 ``transports.memory``, ``rpcengine`` and ``dispatchers``; a system whose
 imports fail reports why through :meth:`System.unavailable` and is skipped.
 rpcengine-tcp's S and S8 connections live on an ``rpcengine.HubThread`` and
@@ -9,12 +9,13 @@ are called through ``Engine.submit`` from plain threads (:class:`HubThreadConn`)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 from gevent.event import Event
 
-from benchmarks.base import CALL_TIMEOUT, THREAD_SCENARIOS, Conn, System
+from benchmarks.base import CALL_TIMEOUT, THREAD_SCENARIOS, Conn, System, unix_socket_path
 
 
 class Service:
@@ -153,6 +154,33 @@ class RpcengineTcpOrjson(RpcengineTcp):
     scenarios = ("A", "C", "C1")
     memory = False
     codec = "orjson"
+
+
+class RpcengineUnix(System):
+    """rpcengine over ``transports.unix``: TCP's sessions and framing on a Unix-domain socket."""
+
+    name = "rpcengine-unix"
+    description = "transports.unix UnixServer/connect + MethodDispatcher"
+    scenarios = ("A", "B", "Bpool", "C", "C1", "D")
+
+    def unavailable(self) -> str | None:
+        """Skip when transports.unix or dispatchers cannot be imported."""
+        return _import_error("transports.unix", "dispatchers")
+
+    def start_server(self) -> tuple[int, Callable[[], None]]:
+        """Start a UnixServer on this process's socket path; return its key (the pid) and stopper."""
+        from transports.unix import UnixServer
+
+        key = os.getpid()
+        server = UnixServer(unix_socket_path(self.name, key), make_handler())
+        server.start()
+        return key, lambda: server.stop(timeout=1)
+
+    def connect(self, port: int, scenario: str) -> Conn:
+        """``transports.unix.connect`` to the server number ``port`` returns the Engine."""
+        from transports.unix import connect
+
+        return EngineConn(connect(unix_socket_path(self.name, port)))
 
 
 class RpcengineWs(System):

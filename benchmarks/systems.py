@@ -10,9 +10,11 @@ from benchmarks.base import System
 SYSTEMS: dict[str, tuple[str, str]] = {
     "raw-tcp": ("benchmarks.raw_tcp", "RawTcp"),
     "raw-tcp-plain": ("benchmarks.raw_tcp", "RawTcpPlain"),
+    "raw-unix": ("benchmarks.raw_unix", "RawUnix"),
     "raw-ws": ("benchmarks.raw_ws", "RawWs"),
     "rpcengine-tcp": ("benchmarks.rpcengine_cases", "RpcengineTcp"),
     "rpcengine-tcp+orjson": ("benchmarks.rpcengine_cases", "RpcengineTcpOrjson"),
+    "rpcengine-unix": ("benchmarks.rpcengine_cases", "RpcengineUnix"),
     "rpcengine-ws": ("benchmarks.rpcengine_cases", "RpcengineWs"),
     "rpcengine-loopback": ("benchmarks.rpcengine_cases", "RpcengineLoopback"),
     "zerorpc": ("benchmarks.peers", "Zerorpc"),

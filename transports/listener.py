@@ -5,8 +5,10 @@ background and returns the server, ``serve_forever()`` blocks,
 ``stop(timeout)`` refuses new connections and then lets the subclass end
 what it serves (:meth:`Listener.stop_serving`), and the server is a context
 manager. Each accepted connection runs :meth:`Listener.handle_connection`
-on its own greenlet. :func:`tune_socket` is the one place a connected TCP
-socket is tuned.
+on its own greenlet. gevent binds a ``(host, port)`` address itself; a
+listener that binds its own socket (a Unix-domain one) gives no address and
+implements :meth:`Listener.bind`, which :meth:`Listener.start` calls.
+:func:`tune_socket` is the one place a connected TCP socket is tuned.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ class Listener:
     """Accept connections at ``address`` and serve each on its own greenlet.
 
     Subclasses implement :meth:`handle_connection` and :meth:`stop_serving`
-    and name themselves in :attr:`kind` for the log.
+    and name themselves in :attr:`kind` for the log. ``address`` is what
+    gevent binds at :meth:`start`; None means the subclass binds its own
+    socket in :meth:`bind`.
     """
 
     #: What the log calls this server ("TCP server", ...).
@@ -44,24 +48,41 @@ class Listener:
     def __init__(self, address: Any, *, backlog: int = DEFAULT_BACKLOG) -> None:
         #: False once :meth:`stop` began: new connections are refused.
         self.accepting = True
-        self._server = StreamServer(address, self.handle_connection, backlog=backlog)
+        #: Connections the kernel queues for ``accept``.
+        self.backlog = backlog
+        self._server: StreamServer | None = None
+        if address is not None:
+            self._server = StreamServer(address, self.handle_connection, backlog=backlog)
 
     @property
     def address(self) -> Any:
         """The address the server listens on (with the real port once started)."""
+        assert self._server is not None, "a listener binding its own socket names its address itself"
         return self._server.address
+
+    def bind(self) -> Any:
+        """Return a bound, listening socket for :meth:`start` (subclasses that gave no address).
+
+        Raises OSError if it cannot be bound.
+        """
+        raise NotImplementedError
 
     def start(self) -> Any:
         """Start listening and accepting in the background; return self. Does not block.
 
         Raises OSError if the address cannot be bound.
         """
+        if self._server is None:
+            self._server = StreamServer(self.bind(), self.handle_connection)
         self._server.start()
         log.info("%s listening on %s", self.kind, self.address)
         return self
 
     def serve_forever(self) -> None:
         """Start (if needed) and block (yielding) until :meth:`stop` is called."""
+        if self._server is None or not self._server.started:
+            self.start()
+        assert self._server is not None
         self._server.serve_forever()
 
     def stop(self, timeout: float | None = 5.0) -> None:
@@ -71,7 +92,8 @@ class Listener:
         briefly for last answers to reach the sockets.
         """
         self.accepting = False
-        self._server.stop(timeout=0)
+        if self._server is not None:
+            self._server.stop(timeout=0)
         self.stop_serving(timeout)
 
     def handle_connection(self, sock: Any, address: Any) -> None:

@@ -10,7 +10,9 @@ The framing is plain enough to type by hand::
 broadcast, hooks, limits, heartbeats, resume: see
 :class:`~transports.session.server.SessionServer`); :func:`connect` returns a ready
 :class:`~rpcengine.engine.Engine` whose peer is the server. IPv4 and IPv6
-addresses both work; TCP_NODELAY is always on.
+addresses both work; TCP_NODELAY is always on. :class:`LineServer` and
+:func:`open_line_session` are what the Unix-domain socket transport
+(:mod:`transports.unix`) shares with this one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -36,7 +39,7 @@ from transports.tls import wrap_socket
 
 require_own_package("transports")  # fails at once, naming it, if 'transports' is another installation
 
-__all__ = ["TcpLink", "TcpServer", "connect", "open_tcp"]
+__all__ = ["LineServer", "TcpLink", "TcpServer", "connect", "open_line_session", "open_tcp"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ _NEWLINE = ord("\n")
 
 
 class TcpLink(SocketLink):
-    """One TCP connection carrying line-framed messages."""
+    """One stream-socket connection carrying line-framed messages: TCP, TLS, or a Unix-domain socket."""
 
     uses_write_watcher = True
 
@@ -150,7 +153,38 @@ class TcpLink(SocketLink):
         self.sock.close()
 
 
-class TcpServer(SessionServer, Listener):
+class LineServer(SessionServer, Listener):
+    """Sessions over line-framed stream sockets: what :class:`TcpServer` and the Unix-socket server share.
+
+    Every accepted socket becomes a :class:`TcpLink` served by
+    :class:`~transports.session.server.SessionServer` (handshake or plain
+    lines or JSON-RPC 2.0, by the first line). Subclasses accept the socket
+    and call :meth:`serve_socket`; ``address`` and ``backlog`` go to
+    :class:`~transports.listener.Listener`, every other keyword to
+    :class:`~transports.session.server.SessionServer`.
+    """
+
+    def __init__(
+        self, address: Any, rpc_handler: RpcHandler, *, backlog: int = DEFAULT_BACKLOG, **options: Any
+    ) -> None:
+        SessionServer.__init__(self, rpc_handler, **options)
+        Listener.__init__(self, address, backlog=backlog)
+
+    def stop_serving(self, timeout: float | None) -> None:
+        """Send Disconnect to every session, let handlers finish for ``timeout``, close (blocks, yielding)."""
+        self.stop_sessions(timeout)
+
+    def serve_socket(self, sock: Any, peer_address: Any) -> None:
+        """Serve one connected socket until it ends (blocks, yielding); a refused one is told why and closed."""
+        link = TcpLink(sock, peer_address, self.config)
+        if not self.admit(link):
+            self.refuse_connection(link, self.refusal_reason)
+            link.close("refused")
+            return
+        self.serve_link(link, link.run)
+
+
+class TcpServer(LineServer):
     """Serve ``rpc_handler`` over TCP at ``address`` (``(host, port)``; port 0 picks a free one).
 
     ``ssl_context`` turns on TLS. Other keywords: see
@@ -168,15 +202,10 @@ class TcpServer(SessionServer, Listener):
         backlog: int = DEFAULT_BACKLOG,
         **options: Any,
     ) -> None:
-        SessionServer.__init__(self, rpc_handler, **options)
-        Listener.__init__(self, address, backlog=backlog)
+        LineServer.__init__(self, address, rpc_handler, backlog=backlog, **options)
         self.ssl_context = ssl_context
 
     kind = "TCP server"
-
-    def stop_serving(self, timeout: float | None) -> None:
-        """Send Disconnect to every session, let handlers finish for ``timeout``, close (blocks, yielding)."""
-        self.stop_sessions(timeout)
 
     def handle_connection(self, sock: Any, address: Any) -> None:
         """Serve one accepted connection (runs on its own greenlet)."""
@@ -187,12 +216,34 @@ class TcpServer(SessionServer, Listener):
             except (OSError, TimeoutError) as exc:
                 log.warning("TLS handshake with %s failed: %s", address, exc)
                 return
-        link = TcpLink(sock, address, self.config)
-        if not self.admit(link):
-            self.refuse_connection(link, self.refusal_reason)
-            link.close("refused")
-            return
-        self.serve_link(link, link.run)
+        self.serve_socket(sock, address)
+
+
+def open_line_session(
+    dial: Callable[[SessionConfig], TcpLink],
+    rpc_handler: RpcHandler | None = None,
+    *,
+    handshake: bool = True,
+    reconnect: bool | ReconnectPolicy = False,
+    hello_extra: dict[str, Any] | None = None,
+    **options: Any,
+) -> Engine:
+    """Open a session over the :class:`TcpLink` ``dial(config)`` connects; return a ready Engine (blocks, yielding).
+
+    What :func:`connect` and the Unix-socket ``connect`` share: the keywords
+    are those of :func:`connect` (``dial`` is called again for each
+    reconnect). Raises what ``dial`` raises (OSError),
+    :class:`~rpcengine.errors.HandshakeError` if the server refuses.
+    """
+    config = SessionConfig().with_options(**options)
+    return open_session(
+        lambda: dial(config),
+        rpc_handler or refuse_calls,
+        config,
+        handshake=handshake,
+        reconnect=reconnect,
+        hello_extra=hello_extra,
+    )
 
 
 def open_tcp(
@@ -245,9 +296,8 @@ def connect(
     Raises OSError if the server cannot be reached,
     :class:`~rpcengine.errors.HandshakeError` if it refuses.
     """
-    config = SessionConfig().with_options(**options)
 
-    def dial() -> TcpLink:
+    def dial(config: SessionConfig) -> TcpLink:
         return open_tcp(
             host,
             port,
@@ -257,11 +307,6 @@ def connect(
             connect_timeout=connect_timeout,
         )
 
-    return open_session(
-        dial,
-        rpc_handler or refuse_calls,
-        config,
-        handshake=handshake,
-        reconnect=reconnect,
-        hello_extra=hello_extra,
+    return open_line_session(
+        dial, rpc_handler, handshake=handshake, reconnect=reconnect, hello_extra=hello_extra, **options
     )

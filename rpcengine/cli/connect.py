@@ -1,6 +1,6 @@
 """Open clients and listeners for the command line, by URL scheme.
 
-``tcp://`` and ``tls://`` use :mod:`transports.tcp`; ``ws://`` and ``wss://``
+``tcp://`` and ``tls://`` use :mod:`transports.tcp`, ``unix:`` :mod:`transports.unix`; ``ws://`` and ``wss://``
 use :mod:`transports.websocket`, and ``http://`` a long-poll session
 (:mod:`transports.http.client`), imported only when such a URL is given, so
 the TCP commands work without them. An endpoint that speaks JSON-RPC 2.0
@@ -110,6 +110,8 @@ def connect(
         opener = _jsonrpc_opener(endpoint)
     elif endpoint.http:
         opener = _poll_opener(endpoint)
+    elif endpoint.unix:
+        opener = _unix_opener(endpoint)
     else:
         opener = _websocket_opener(endpoint) if endpoint.websocket else _tcp_opener(endpoint)
     log.debug("connecting to %s (timeout %g s)", endpoint.url, timeout)
@@ -159,6 +161,16 @@ def _tcp_opener(endpoint: Endpoint) -> Opener:
         )
 
     return open_tcp
+
+
+def _unix_opener(endpoint: Endpoint) -> Opener:
+    """Return a function that connects to a unix: endpoint (its ``ssl_context`` is always None)."""
+    from transports import unix
+
+    def open_unix(rpc_handler: RpcHandler | None, *, timeout: float, ssl_context: Any, **options: Any) -> Engine:
+        return unix.connect(endpoint.path, rpc_handler, connect_timeout=timeout, handshake_timeout=timeout, **options)
+
+    return open_unix
 
 
 def _websocket_opener(endpoint: Endpoint) -> Opener:
@@ -237,8 +249,8 @@ def open_listeners(
             except OSError as exc:
                 url = group[0].url
                 raise CliError(f"cannot listen on {url}: {describe_os_error(exc)}", ExitCode.CONNECTION) from None
-            real_port = server.address[1]
-            started.append((server, [endpoint.with_port(real_port) for endpoint in group]))
+            real = group if group[0].unix else [endpoint.with_port(server.address[1]) for endpoint in group]
+            started.append((server, real))
     except BaseException:
         for server, _ in started:
             server.stop(0)
@@ -260,4 +272,8 @@ def _make_server(group: list[Endpoint], rpc_handler: RpcHandler, context: Any, o
     from transports.tcp import TcpServer
 
     tcp_options = {name: value for name, value in options.items() if name not in WEBSOCKET_ONLY_OPTIONS}
+    if first.unix:
+        from transports.unix import UnixServer
+
+        return UnixServer(first.path, rpc_handler, **tcp_options)
     return TcpServer((first.host, first.port), rpc_handler, ssl_context=context, **tcp_options)

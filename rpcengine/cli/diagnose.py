@@ -52,7 +52,9 @@ def _ws_url(endpoint: Endpoint, scheme: str, paths: list[str]) -> str:
 
 
 def _what_it_speaks(endpoint: Endpoint, budget: float) -> str | None:
-    """Return a hint naming the URL the port would accept instead of ``endpoint``'s, or None."""
+    """Return a hint naming the URL the port would accept instead of ``endpoint``'s, or None (a socket: None)."""
+    if endpoint.unix:
+        return None
     host, port = endpoint.host, endpoint.port
     tcp_url, tls_url = format_url("tcp", host, port), format_url("tls", host, port)
     if endpoint.scheme != "ws":
@@ -108,6 +110,8 @@ def explain(endpoint: Endpoint, failure: BaseException, timeout: float) -> str:
     """
     url = endpoint.url
     budget = min(timeout, PROBE_TIMEOUT)
+    if isinstance(failure, FileNotFoundError) and endpoint.unix:
+        return f"cannot connect to {url}: no such socket file (nothing listens there)"
     if isinstance(failure, ConnectionRefusedError):
         return f"cannot connect to {url}: {describe_os_error(failure)} (nothing listens there)"
     if isinstance(failure, ssl.SSLError):
@@ -118,7 +122,9 @@ def explain(endpoint: Endpoint, failure: BaseException, timeout: float) -> str:
         hint = _what_it_speaks(endpoint, budget)
         if hint is not None:
             return f"{url}: {hint}"
-        if probe.accepts_connections(endpoint.host, endpoint.port, budget):
+        if endpoint.unix:
+            why = "the socket accepts connections, but nothing answered"
+        elif probe.accepts_connections(endpoint.host, endpoint.port, budget):
             why = "the port accepts connections, but nothing answered"
         else:
             why = "the connection was not accepted (a firewall? a wrong host?)"

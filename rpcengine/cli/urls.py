@@ -1,4 +1,5 @@
-"""Listener and server URLs of the command line: ``tcp://``, ``tls://``, ``ws://``, ``wss://``, ``http://``, ``jsonrpc+tcp://``.
+"""Listener and server URLs of the command line: ``tcp://``, ``tls://``, ``ws://``, ``wss://``, ``http://``, ``unix:``,
+``jsonrpc+tcp://``.
 
 >>> parse_url("tcp://127.0.0.1:7000")
 Endpoint(scheme='tcp', host='127.0.0.1', port=7000, path='', jsonrpc=False)
@@ -6,11 +7,18 @@ Endpoint(scheme='tcp', host='127.0.0.1', port=7000, path='', jsonrpc=False)
 'ws://[::1]:8000/rpc'
 >>> parse_url("tcp://127.0.0.1:0", listening=True).port
 0
+>>> parse_url("unix:///run/app.sock")
+Endpoint(scheme='unix', host='', port=0, path='/run/app.sock', jsonrpc=False)
+>>> parse_url("unix:@app").url
+'unix:@app'
 
 A TCP URL has no path; a WebSocket URL's path defaults to ``/``; an
 ``http://`` URL (a client only: a long-poll session to a WebSocket
 server's HTTP twin, as ``http://127.0.0.1:8765/rpc``) defaults to ``/rpc``. Port 0
-(pick a free port) is allowed only for listeners. Anything else raises
+(pick a free port) is allowed only for listeners. A Unix-domain socket is
+``unix:///absolute/path``, ``unix:relative/path`` or ``unix:@name`` (a Linux
+abstract name); its path is the Endpoint's ``path``, it has no host or port.
+Anything else raises
 :class:`~rpcengine.cli.errors.CliError` with exit code 2.
 
 A client speaks JSON-RPC 2.0 (``Endpoint.jsonrpc``) to ``jsonrpc+tcp://``
@@ -43,6 +51,7 @@ SCHEMES = {
     "http": False,
     "jsonrpc+tcp": False,
     "jsonrpc+tls": True,
+    "unix": False,
 }
 
 #: The schemes of JSON-RPC 2.0 over TCP and TLS (clients only: serve answers JSON-RPC on tcp:// and tls://).
@@ -79,8 +88,15 @@ class Endpoint:
         return self.scheme == "http"
 
     @property
+    def unix(self) -> bool:
+        """Whether the scheme is ``unix:`` (a Unix-domain socket at :attr:`path`)."""
+        return self.scheme == "unix"
+
+    @property
     def url(self) -> str:
         """The endpoint written back as a URL."""
+        if self.unix:
+            return f"unix://{self.path}" if self.path.startswith("/") else f"unix:{self.path}"
         return format_url(self.scheme, self.host, self.port, self.path)
 
     def with_port(self, port: int) -> Endpoint:
@@ -113,6 +129,8 @@ def parse_url(text: str, *, listening: bool = False) -> Endpoint:
 
     With ``listening`` true the port may be 0 (any free port).
     """
+    if text[:5].lower() == "unix:":
+        return _parse_unix_url(text)
     try:
         parts = urlsplit(text)
         port = parts.port
@@ -146,3 +164,26 @@ def parse_url(text: str, *, listening: bool = False) -> Endpoint:
         path = "/"
     jsonrpc = scheme in JSONRPC_SCHEMES or (not listening and path.endswith(JSONRPC_PATH))
     return Endpoint(scheme, parts.hostname, port, path, jsonrpc)
+
+
+def _parse_unix_url(text: str) -> Endpoint:
+    """Parse ``unix:///path``, ``unix:path`` or ``unix:@name``; raise CliError (exit 2) if it is not usable."""
+    from transports.unix import socket_address  # the transport's own rule for the path's length
+
+    path = text[5:]
+    if path.startswith("//"):
+        host, slash, rest = path[2:].partition("/")
+        if host:
+            raise CliError(
+                f"bad URL {text!r}: a unix:// URL names no host; write unix:///PATH or unix:@NAME", ExitCode.USAGE
+            )
+        path = slash + rest
+    if path in ("", "@", "/"):
+        raise CliError(f"bad URL {text!r}: it names no socket, as in unix:///tmp/app.sock", ExitCode.USAGE)
+    if "?" in path or "#" in path:
+        raise CliError(f"bad URL {text!r}: no query or fragment allowed", ExitCode.USAGE)
+    try:
+        socket_address(path)
+    except ValueError as exc:
+        raise CliError(f"bad URL {text!r}: {exc}", ExitCode.USAGE) from None
+    return Endpoint("unix", "", 0, path)

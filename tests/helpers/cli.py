@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 SERVICE = "rpcengine.cli.demo_service:DemoService"
-URL_LINE = re.compile(r"^listening on ((?:tcp|tls|ws|wss)://\S+)$")
+URL_LINE = re.compile(r"^listening on ((?:tcp|tls|ws|wss)://\S+|unix:\S+)$")
 
 
 def run_cli(
@@ -166,3 +166,18 @@ def host_port(url: str) -> tuple[str, int]:
     rest = url.split("://", 1)[1].split("/", 1)[0]
     host, port = rest.rsplit(":", 1)
     return host, int(port)
+
+
+def listen_while_notifying(listen_url: str, notify_url: str, *options: str, timeout: float = 20) -> tuple[str, str]:
+    """Run ``listen LISTEN_URL --count 1 OPTIONS`` while ``notify NOTIFY_URL say ...`` repeats; return (stdout, stderr).
+
+    Each notify must succeed silently; the listener must exit 0 within ``timeout`` seconds.
+    """
+
+    def say() -> None:
+        sent = run_cli("notify", notify_url, "say", '{"name": "cli", "text": "hi"}')
+        assert sent.returncode == 0 and sent.stdout == "" and sent.stderr == "", sent
+
+    listened = listen_while([listen_url, "--count", "1", *options], say, timeout)
+    assert listened.returncode == 0, listened.stderr
+    return listened.stdout, listened.stderr

@@ -1,13 +1,17 @@
 """The transport conformance suite (tests/helpers/conformance.py) on every transport.
 
-Six transports, the same checks: the loopback pair, TCP with and without
-the session handshake, WebSocket with and without it, HTTP long-poll. Servers take a
+Eight transports, the same checks: the loopback pair, TCP and the Unix-domain
+socket with and without the session handshake, WebSocket with and without it,
+HTTP long-poll. Servers take a
 :class:`~helpers.conformance.FakeClock`, so liveness is tested on injected
 time.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,7 +22,7 @@ from helpers.tcp import LOOPBACK
 from dispatchers import MethodDispatcher
 from rpcengine import Engine
 from rpcengine.codec import default_codec
-from transports import tcp, websocket
+from transports import tcp, unix, websocket
 from transports.http.client import connect_poll
 from transports.memory import pair as memory_pair
 
@@ -78,6 +82,26 @@ def tcp_pair(handshake: bool) -> Callable[..., TransportPair]:
     return make
 
 
+_unix_paths = itertools.count()
+
+
+def unix_pair(handshake: bool) -> Callable[..., TransportPair]:
+    def make(**options: Any) -> TransportPair:
+        service, clock = Service(), FakeClock()
+        path = os.path.join(tempfile.gettempdir(), f"rpcengine-conformance-{os.getpid()}-{next(_unix_paths)}.sock")
+        server = unix.UnixServer(path, MethodDispatcher(service), clock=clock, **options).start()
+        return session_server_pair(
+            server,
+            lambda server, handler: unix.connect(server.address, handler, handshake=handshake),
+            service,
+            MethodDispatcher,
+            clock=clock,
+            has_liveness=handshake,  # as over TCP: a plain line peer has nothing to answer a probe with
+        )
+
+    return make
+
+
 def websocket_pair(handshake: bool) -> Callable[..., TransportPair]:
     def make(**options: Any) -> TransportPair:
         service, clock = Service(), FakeClock()
@@ -115,6 +139,8 @@ TRANSPORTS = {
     "memory": memory,
     "tcp-plain": tcp_pair(handshake=False),
     "tcp-session": tcp_pair(handshake=True),
+    "unix-plain": unix_pair(handshake=False),
+    "unix-session": unix_pair(handshake=True),
     "websocket-plain": websocket_pair(handshake=False),
     "websocket-session": websocket_pair(handshake=True),
     "http-poll": poll_pair,
