@@ -98,8 +98,9 @@ def _open(args: argparse.Namespace, rpc_handler: Any = ignore_notifications, **o
     attached = False
 
     def traced_early(message: Any) -> Any:
-        # A call or broadcast delivered during the handshake, before the tracer is attached, is traced here.
-        if not attached and message.engine is not None:
+        # A call or broadcast the engine took before the tracer was attached (during the handshake)
+        # is traced here, even when its handler runs after the attachment.
+        if not tracer.was_traced(message) and message.engine is not None and not (attached and endpoint.jsonrpc):
             tracer.line(False, endpoint.url, tracer.message_text(message.engine.transport, message))
         return rpc_handler(message)
 

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from rpcengine.engine import Engine
-from rpcengine.messages import Message
+from rpcengine.messages import Message, Notification, Request
 
 __all__ = ["Tracer", "peer_name"]
 
@@ -70,6 +70,16 @@ class Tracer:
         self.stream = stream or sys.stderr
         self.clock = clock
         self.sent_mark, self.received_mark = _arrows(self.stream)
+        # The ids of the calls and notifications traced on their way to a handler that has not run yet.
+        self._to_handle: set[int] = set()
+
+    def was_traced(self, message: Message) -> bool:
+        """Whether ``message``, now reaching its handler, was traced when the engine took it (forgets it)."""
+        ident = id(message)
+        if ident in self._to_handle:
+            self._to_handle.discard(ident)
+            return True
+        return False
 
     def timestamp(self) -> str:
         """Return the local time as ``HH:MM:SS.mmm``."""
@@ -127,6 +137,9 @@ class Tracer:
 
         def traced_handle(message: Message) -> None:
             self.line(False, peer, self.message_text(transport, message))
+            kind = type(message)
+            if kind is Request or kind is Notification:
+                self._to_handle.add(id(message))
             handle(message)
 
         _replace(transport, "send", traced_send)
