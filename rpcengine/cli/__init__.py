@@ -8,6 +8,8 @@
     rpcengine listen URL [--count N] [--duration S]   print notifications as JSON lines
     rpcengine methods URL [NAME]                  list the methods a server exposes, or show one
     rpcengine discover [--timeout S] [--workgroup W]  list the servers on the LAN that answer discovery
+    rpcengine get URL REMOTE LOCAL                download a file (a server run with serve --files ROOT)
+    rpcengine put URL LOCAL REMOTE                upload a file (serve --files ROOT --writable)
     rpcengine demo [--keep-running SECONDS]       run the demo
 
 Run bare, ``rpcengine`` prints its help (the command list) and exits with
@@ -179,12 +181,17 @@ def _add_serve(subparsers: Any) -> None:
 
     parser = _add_command(subparsers, "serve", "serve an rpc handler (MODULE:OBJECT, or --functions MODULE)")
     parser.add_argument(
-        "target", metavar="MODULE:OBJECT", help="what to serve (with --functions: a MODULE, its functions)"
+        "target",
+        metavar="MODULE:OBJECT",
+        nargs="?",
+        help="what to serve (with --functions: a MODULE, its functions; with --files: none)",
     )
     parser.add_argument("urls", metavar="URL", nargs="+", help="listener: tcp://HOST:PORT, ws://HOST:PORT/PATH, ...")
     parser.add_argument(
         "--functions", action="store_true", help="serve the public functions of the module named by the target"
     )
+    parser.add_argument("--files", metavar="ROOT", help="serve the directory ROOT: files.list, files.read, ...")
+    parser.add_argument("--writable", action="store_true", help="with --files: accept uploads (rpcengine put)")
     parser.add_argument("--certfile", help="PEM certificate chain for tls:// and wss:// listeners")
     parser.add_argument("--keyfile", help="PEM private key (if not in --certfile)")
     parser.add_argument(
@@ -287,6 +294,24 @@ def _add_clients(subparsers: Any) -> None:
     methods.set_defaults(run=client.methods)
 
 
+def _add_files(subparsers: Any) -> None:
+    """Add the ``get`` and ``put`` subcommands (see rpcengine.cli.files)."""
+    from rpcengine.cli import files
+
+    for name, summary, first, second in (
+        ("get", "download a file from a server started with --files", "remote", "local"),
+        ("put", "upload a file to a server started with --files --writable", "local", "remote"),
+    ):
+        parser = _add_command(subparsers, name, summary)
+        _client_options(parser, "seconds to connect, and to wait for each chunk (30)")
+        parser.add_argument(first, metavar=first.upper())
+        parser.add_argument(second, metavar=second.upper())
+        parser.add_argument("--chunk", type=_positive_int, default=64 << 10, help="bytes per chunk (65536)")
+        parser.add_argument("--quiet", action="store_true", help="no progress bar (drawn only on a terminal)")
+        _output_options(parser)
+        parser.set_defaults(run=getattr(files, name))
+
+
 def _data_options(parser: argparse.ArgumentParser) -> None:
     """Add the positional ARGs of ``call`` and ``notify`` and how to read them."""
     parser.add_argument(
@@ -357,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(subparsers)
     _add_clients(subparsers)
     _add_discover(subparsers)
+    _add_files(subparsers)
     _add_demo(subparsers)
     return parser
 

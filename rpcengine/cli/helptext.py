@@ -21,6 +21,8 @@ DESCRIPTIONS = {
         "a dispatchers.Registry, a dispatcher, or any callable taking the request. With --functions,\n"
         "MODULE's public functions are served, each under its own name. An on_serve(servers)\n"
         "function or method is called once with the started servers (to broadcast from).\n"
+        "With --files ROOT (and no MODULE:OBJECT), the directory ROOT is served for 'rpcengine get'\n"
+        "(and 'rpcengine put' with --writable): every path stays inside ROOT.\n"
         "One line is printed per listener: 'listening on URL', with the real port."
     ),
     "call": (
@@ -53,6 +55,17 @@ DESCRIPTIONS = {
         "Each says its name, workgroup, version, address and listener URLs. With --workgroup only that\n"
         "workgroup's servers answer. Nothing answering within --timeout exits with code 3."
     ),
+    "get": (
+        "Download REMOTE (a path relative to the root of a server run with 'serve --files ROOT')\n"
+        "to the local file LOCAL, in chunks, with a progress bar on a terminal. LOCAL is written\n"
+        "under a temporary name and renamed only once the SHA-256 matches the server's; the result\n"
+        "(path, size, sha256) is printed as JSON."
+    ),
+    "put": (
+        "Upload the local file LOCAL to REMOTE (a path relative to the root of a server run with\n"
+        "'serve --files ROOT --writable'), in chunks, with a progress bar on a terminal. The server\n"
+        "renames the upload into place only once size and SHA-256 match; the result is printed as JSON."
+    ),
     "demo": (
         "Run a server and two scripted clients that show a request, a broadcast, a notification,\n"
         "a server-to-client request, a remote error, a timeout and introspection, with a browser\n"
@@ -83,6 +96,7 @@ EPILOGS = {
         f"  rpcengine serve {_SERVICE} tcp://127.0.0.1:7000 ws://127.0.0.1:8000/rpc\n"
         "  rpcengine serve myservice:registry tcp://127.0.0.1:0      (a dispatchers.Registry; port 0: a free port)\n"
         "  rpcengine serve --functions mymodule tcp://127.0.0.1:7000 (mymodule's public functions)\n"
+        "  rpcengine serve --files ./shared tcp://127.0.0.1:7000     (a directory; --writable: uploads too)\n"
         f"  rpcengine serve {_SERVICE} tls://127.0.0.1:7443 --certfile cert.pem --keyfile key.pem\n"
         f"  rpcengine serve {_SERVICE} tcp://127.0.0.1:7000 --trace   (every message on stderr)\n"
         f"  rpcengine serve {_SERVICE} tcp://0.0.0.0:7000 --discovery --workgroup lab  (found by discover)\n"
@@ -153,6 +167,27 @@ EPILOGS = {
         "  rpcengine discover --address 192.168.1.20       (ask one host)\n"
         "\n"
         "exit codes: 0 servers answered, 2 usage, 3 none answered within --timeout, 4 the probe cannot be sent"
+    ),
+    "get": (
+        "examples:\n"
+        "  rpcengine serve --files ./shared tcp://127.0.0.1:7000        (the server side)\n"
+        "  rpcengine get tcp://127.0.0.1:7000 reports/june.csv june.csv\n"
+        "  rpcengine get tcp://127.0.0.1:7000 big.iso big.iso --chunk 262144 --quiet\n"
+        "  rpcengine call tcp://127.0.0.1:7000 files.list reports       (what there is)\n"
+        "\n"
+        "--timeout bounds the connection and each wait for a chunk. A refusal (not_found,\n"
+        "path_refused: absolute, '..', a symlink out of the root; not_a_file) exits with 1.\n"
+        f"{_EXIT_CODES}"
+    ),
+    "put": (
+        "examples:\n"
+        "  rpcengine serve --files ./inbox --writable tcp://127.0.0.1:7000   (the server side)\n"
+        "  rpcengine put tcp://127.0.0.1:7000 notes.txt notes.txt\n"
+        "  rpcengine put tcp://127.0.0.1:7000 build.tar.gz builds/build-42.tar.gz\n"
+        "\n"
+        "The remote directory must exist. A refusal (read_only, path_refused, checksum_mismatch)\n"
+        "exits with 1, and nothing is left on the server.\n"
+        f"{_EXIT_CODES}"
     ),
     "demo": (
         "examples:\n"

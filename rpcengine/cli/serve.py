@@ -65,7 +65,19 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_served(args: argparse.Namespace) -> Served:
-    """Return what ``args`` ask to serve (``--functions MODULE`` or ``MODULE:OBJECT``); raise CliError (exit 2)."""
+    """Return what ``args`` ask to serve (``--functions MODULE``, ``MODULE:OBJECT``, ``--files ROOT``).
+
+    Raises CliError (exit 2).
+    """
+    if getattr(args, "files", None) is not None:
+        from rpcengine.cli.files import file_service
+
+        service = file_service(args)
+        return Served(service, None, service.names())
+    if getattr(args, "writable", False):
+        raise CliError("--writable goes with --files ROOT", ExitCode.USAGE)
+    if args.target is None:
+        raise CliError("serve needs MODULE:OBJECT (or --functions MODULE, or --files ROOT)", ExitCode.USAGE)
     options = {"unpack_params": True} if getattr(args, "unpack_params", False) else {}
     try:
         if args.functions:
@@ -77,6 +89,9 @@ def load_served(args: argparse.Namespace) -> Served:
 
 def serve(args: argparse.Namespace) -> int:
     """Run ``serve``: start the listeners, print their URLs, wait for a signal, stop gracefully (blocks)."""
+    if getattr(args, "files", None) is not None and args.target is not None:
+        args.urls = [args.target, *args.urls]  # with --files, no MODULE:OBJECT: the first word is a URL
+        args.target = None
     endpoints = [parse_url(url, listening=True) for url in args.urls]
     context = None
     if any(endpoint.tls for endpoint in endpoints):
@@ -89,7 +104,12 @@ def serve(args: argparse.Namespace) -> int:
         middleware = [*middleware, MushroomErrors()]  # client code may compare mushroom's error strings
     handler = with_middleware(served.handler, *middleware) if middleware else served.handler
     stop = stop_requested()
-    started = open_listeners(endpoints, handler, ssl_context=context, **hooks, **server_options(args))
+    options = server_options(args)
+    if getattr(args, "files", None) is not None:
+        from rpcengine.cli.files import TRANSFER_MAX_UNACKED
+
+        options.setdefault("max_unacked", TRANSFER_MAX_UNACKED)
+    started = open_listeners(endpoints, handler, ssl_context=context, **hooks, **options)
     servers = [server for server, _ in started]
     responder = None
     try:
@@ -106,4 +126,6 @@ def serve(args: argparse.Namespace) -> int:
             responder.stop()
         for server in servers:
             server.stop(args.stop_timeout)
+        if getattr(args, "files", None) is not None:
+            served.handler.close()  # type: ignore[attr-defined]  # a FileService: unfinished uploads removed
     return ExitCode.OK
