@@ -80,6 +80,13 @@ def _check_length(items: list[Any], length: int, name: str, request_id: int | No
         raise InvalidMessage(f"{name} takes a list of {length} items, got {len(items)}", request_id)
 
 
+def _check_bounded(value: Any, low: int, high: int, what: str, request_id: int | None) -> int:
+    """Return ``value`` if it is an integer from ``low`` to ``high``, else raise InvalidMessage naming ``what``."""
+    if type(value) is not int or not low <= value <= high:
+        raise InvalidMessage(f"{what} must be an integer from {low} to {high}, got {_short(value)}", request_id)
+    return value
+
+
 def _short(value: Any) -> str:
     """Return a bounded repr of ``value`` for error messages."""
     text = repr(value)
@@ -270,12 +277,7 @@ class Request(Message):
         """Parse list into a request message (with ``"deadline"`` in ``features``, a fifth item is allowed)."""
         request_id = _recover_request_id(l)
         if len(l) == 5 and DEADLINE in features:
-            timeout_ms = l[4]
-            if type(timeout_ms) is not int or not 0 <= timeout_ms <= MAX_TIMEOUT_MS:
-                raise InvalidMessage(
-                    f"a Request's timeout_ms must be an integer from 0 to {MAX_TIMEOUT_MS}, got {_short(timeout_ms)}",
-                    request_id,
-                )
+            timeout_ms = _check_bounded(l[4], 0, MAX_TIMEOUT_MS, "a Request's timeout_ms", request_id)
             request = Request(_check_id(l[1], "message_id"), _check_method(l[2], request_id), l[3])
             request.timeout_ms = timeout_ms
             request._deadline = time.monotonic() + timeout_ms / 1000
@@ -443,12 +445,7 @@ class StreamRequest:
         """Parse list into a Request with its ``window``."""
         request_id = l[1] if len(l) >= 2 and type(l[1]) is int and 0 <= l[1] <= MAX_MESSAGE_ID else None
         _check_length(l, 5, "StreamRequest", request_id)
-        window = l[4]
-        if type(window) is not int or not 1 <= window <= MAX_STREAM_WINDOW:
-            raise InvalidMessage(
-                f"a StreamRequest's window must be an integer from 1 to {MAX_STREAM_WINDOW}, got {_short(window)}",
-                request_id,
-            )
+        window = _check_bounded(l[4], 1, MAX_STREAM_WINDOW, "a StreamRequest's window", request_id)
         request = Request(_check_id(l[1], "message_id"), _check_method(l[2], request_id), l[3])
         request.window = window
         return request
