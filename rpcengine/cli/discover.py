@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 from collections.abc import Sequence
 
 from rpcengine.cli.diagnose import describe_os_error
@@ -83,6 +84,8 @@ def start_responder(args: argparse.Namespace, urls: list[str]) -> DiscoveryRespo
             raise CliError("--name and --workgroup are for --discovery", ExitCode.USAGE)
         return None
     name = args.name if args.name is not None else args.target
+    if name is None and getattr(args, "files", None) is not None:
+        name = f"files:{os.path.basename(os.path.abspath(args.files)) or '/'}"  # serve --files ROOT has no target
     try:
         responder = DiscoveryResponder(name, urls, workgroup=args.workgroup, port=args.discovery_port)
     except ValueError as exc:

@@ -107,3 +107,20 @@ def test_discover_help_has_examples_and_the_exit_codes() -> None:
     assert "3 none answered within --timeout" in result.stdout
     assert "--discovery" in run_cli("serve", "--help").stdout
     assert re.search(r"^\s+discover\s+\S", run_cli("--help").stdout, re.MULTILINE)
+
+
+def test_a_file_server_answers_discovery_under_its_root_name(tmp_path: Path) -> None:
+    root = tmp_path / "shared"
+    root.mkdir()
+    server = Served("--files", str(root), "tcp://127.0.0.1:0", "--discovery", "--discovery-port", "0")
+    try:
+        [url] = server.wait_for(1)
+        line = server.lines.get(timeout=15)
+        match = re.fullmatch(r"answering discovery on UDP port (\d+) as 'files:shared'\n", line)
+        assert match, (line, server.errors)
+        result = discover(int(match.group(1)), "--json")
+        assert result.returncode == 0, result
+        [found] = json.loads(result.stdout)  # type: ignore[attr-defined]
+        assert found["name"] == "files:shared" and found["urls"] == [url]
+    finally:
+        server.stop()
