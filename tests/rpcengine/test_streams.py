@@ -8,6 +8,7 @@ from typing import Any
 
 import gevent
 import pytest
+from helpers.tcp import wait_until
 
 from dispatchers import Registry
 from rpcengine import Engine, RequestCancelled, RequestException, RequestTimeout
@@ -97,13 +98,11 @@ def test_leaving_the_loop_stops_the_generator_at_once() -> None:
         if index == 9:
             left = time.monotonic()
             break
-    deadline = time.monotonic() + 1
-    while not producers.closed_at and time.monotonic() < deadline:
-        gevent.sleep(0.001)
-    assert producers.closed_at and producers.closed_at[0] - left < 0.1
+    wait_until(lambda: producers.closed_at, timeout=1.0, interval=0.001, what="the generator closed")
+    assert producers.closed_at[0] - left < 0.1
     assert producers.yielded < 10 + 2 * 64 + 2  # never more than the window ahead
-    gevent.sleep(0.01)
-    assert server.active_handlers == 0 and client.pending_count == 0
+    wait_until(lambda: server.active_handlers == 0, timeout=1.0, what="the handler ended")
+    assert client.pending_count == 0
 
 
 def test_an_error_midway_comes_after_the_items_sent_exactly_once() -> None:
@@ -128,10 +127,7 @@ def test_cancel_and_the_idle_timeout_close_the_generator() -> None:
         next(items)
     with pytest.raises(RequestTimeout):
         list(client.stream("slow", timeout=0.1))
-    deadline = time.monotonic() + 1
-    while len(producers.closed_at) < 2 and time.monotonic() < deadline:
-        gevent.sleep(0.005)
-    assert len(producers.closed_at) == 2
+    wait_until(lambda: len(producers.closed_at) == 2, timeout=1.0, what="both generators closed")
     assert server.active_handlers == 0
 
 
@@ -156,12 +152,10 @@ def test_the_connection_ending_releases_a_producer_waiting_for_credit() -> None:
     client, server, producers = engines()
     stream = iter(client.stream("numbers", 10**9, timeout=5, window=4))
     assert next(stream) == 0
-    gevent.sleep(0.01)  # the producer fills the window and waits
+    producer = server._streams_out[1]
+    wait_until(lambda: producer.sent - producer.consumed == 4, timeout=1.0, what="the producer filled the window")
     client.close()
-    deadline = time.monotonic() + 1
-    while server.active_handlers and time.monotonic() < deadline:
-        gevent.sleep(0.005)
-    assert server.active_handlers == 0
+    wait_until(lambda: server.active_handlers == 0, timeout=1.0, what="the waiting producer was released")
     assert producers.closed_at
 
 
