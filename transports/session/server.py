@@ -34,7 +34,7 @@ from transports.session.handshake import (
     server_hello,
 )
 from transports.session.jsonrpc import JsonRpcSession
-from transports.session.sessions import SessionSet
+from transports.session.sessions import Broker, SessionSet
 
 __all__ = ["DEFAULT_MAX_CONNECTIONS", "DEFAULT_SERVER_MAX_PENDING", "Authenticate", "SessionHook", "SessionServer"]
 
@@ -71,7 +71,10 @@ class SessionServer:
     are closed first. ``max_pending`` defaults to
     ``DEFAULT_SERVER_MAX_PENDING`` (requests the server may have pending per
     session). Every other keyword is a
-    :class:`~transports.session.config.SessionConfig` field.
+    :class:`~transports.session.config.SessionConfig` field. ``broker``
+    (a :class:`transports.redis.RedisBroker`) makes this server one node of
+    many: session ids name the node, ``sessions.notify`` reaches every
+    node's sessions and ``sessions.call(session_id, ...)`` any node's.
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class SessionServer:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         max_memory: int | None = DEFAULT_MAX_MEMORY,
         clock: Callable[[], float] = time.monotonic,
+        broker: Broker | None = None,
         **options: Any,
     ) -> None:
         self.rpc_handler = rpc_handler
@@ -97,6 +101,10 @@ class SessionServer:
         self.clock = clock
         #: Every open session; ``sessions.notify(method, data)`` broadcasts.
         self.sessions = SessionSet()
+        #: The broker linking this server to the other nodes of its service (:class:`transports.redis.RedisBroker`).
+        self.broker = broker
+        if broker is not None:
+            broker.attach(self.sessions)
         self.links: set[SocketLink] = set()
         #: Sessions waiting for a resume, oldest first (they count against ``max_connections``).
         self.detached: dict[Session, float] = {}
@@ -339,10 +347,18 @@ class SessionServer:
         """
         config = config or self.config
         if session_class is Session:
-            session = Session(config, resumable=resumable, clock=self.clock, peer_address=link.peer_address)
+            session = Session(
+                config,
+                session_id=self.sessions.new_session_id(),
+                resumable=resumable,
+                clock=self.clock,
+                peer_address=link.peer_address,
+            )
             session.features = features & config.features
         else:
-            session = session_class(config, clock=self.clock, peer_address=link.peer_address)
+            session = session_class(
+                config, session_id=self.sessions.new_session_id(), clock=self.clock, peer_address=link.peer_address
+            )
         session.peer_outbox_bound(peer_max_unacked)
         session.protocol.budget = self.budget
         session.on_detached = self._session_detached

@@ -24,6 +24,7 @@ from websockets.exceptions import NegotiationError
 from websockets.http11 import Request
 from websockets.typing import Subprotocol
 
+from rpcengine.calls import Call
 from rpcengine.engine import RpcHandler
 from transports.http.front import DEFAULT_CALL_TIMEOUT, HttpFront
 from transports.http.mushroom import serve_attached
@@ -87,11 +88,25 @@ class SessionGroup:
                 return session
         return None
 
+    def call(self, session_id: str, method: str, data: Any = None, timeout: float | None = None) -> Call:
+        """Call the client of ``session_id`` on any path (or, with a broker, any node); see :meth:`SessionSet.call`."""
+        session = self.get(session_id)
+        if session is not None and session.engine is not None:
+            return session.engine.call(method, data, timeout)
+        return self._sets[0].call(session_id, method, data, timeout)
+
+    def request(self, session_id: str, method: str, data: Any = None, timeout: float | None = None) -> Any:
+        """Call the client of ``session_id`` (see :meth:`call`) and wait (yielding) for the answer's data."""
+        return self.call(session_id, method, data, timeout).get()
+
     def notify(self, method: str, data: Any = None, timeout: float | None = None) -> BroadcastResult:
-        """Broadcast a Notification to every session on every path; return how many got it.
+        """Broadcast to every session on every path (with a broker: every node's); return how many here got it.
 
         See :meth:`transports.session.sessions.SessionSet.notify` (flow control, slow consumers).
         """
+        broker = next((sessions.broker for sessions in self._sets if sessions.broker is not None), None)
+        if broker is not None:  # every path's sessions are the node's: one publish reaches them all
+            return broker.notify(method, data, timeout)
         results = [sessions.notify(method, data, timeout) for sessions in self._sets]
         return BroadcastResult(
             sum(results), closed=sum(r.closed for r in results), waited=sum(r.waited for r in results)
