@@ -367,10 +367,12 @@ class RedisBroker:
             except (*REDIS_ERRORS, _ProbeLost) as exc:
                 if not self._running:
                     break
+                # Warn once per outage; the retries while Redis stays down are debug lines.
+                report = log.warning if self.subscribed or self.stats.reconnects == 0 else log.debug
                 self.subscribed = False
                 self._subscribed_event.clear()
                 self.stats.reconnects += 1
-                log.warning("broker subscription lost (%s); resubscribing in %.2f s", exc or type(exc).__name__, delay)
+                report("broker subscription lost (%s); resubscribing in %.2f s", exc or type(exc).__name__, delay)
             finally:
                 _close_quietly(pubsub)
             gevent.sleep(delay * (0.5 + random.random() / 2))

@@ -151,3 +151,72 @@ def test_garbage_on_the_channels_is_dropped_and_logged(nodes: list[Node], redis_
     assert client.received == []
     nodes[1].server.sessions.notify("tick", "after")
     wait_until(lambda: client.received == ["after"], 5)
+
+
+def test_redis_commands_yield_to_the_hub_without_monkey_patching(redis_url: str) -> None:
+    import gevent.monkey
+
+    from transports.redis import redis_client
+
+    assert not gevent.monkey.is_module_patched("socket")
+    client = redis_client(redis_url)
+    ticks: list[float] = []
+
+    def tick() -> None:
+        for _ in range(20):
+            ticks.append(gevent.get_hub().loop.now())
+            gevent.sleep(0.02)
+
+    ticker = gevent.spawn(tick)
+    assert client.blpop(["never-filled"], timeout=0.5) is None  # a 0.5 s wait inside Redis
+    ticker.join(5)
+    client.close()
+    assert len(ticks) >= 15, "the hub ran other greenlets while the command waited"
+
+
+def test_a_killed_subscription_is_rebuilt_and_broadcasts_flow_again(nodes: list[Node], redis_server: Any) -> None:
+    client, _ = nodes[1].connect()
+    raw = redis.Redis(unix_socket_path=redis_server.path)
+    assert raw.client_kill_filter(_type="pubsub") >= 2
+    raw.close()
+
+    def flows() -> bool:
+        nodes[0].server.sessions.notify("tick", "again")
+        return "again" in client.received
+
+    wait_until(flows, 5, what="a broadcast reaches node 1 again")
+    assert nodes[1].broker.stats.reconnects >= 1
+
+
+def test_a_hung_redis_is_detected_by_the_probe_and_service_resumes(tmp_path: Any) -> None:
+    import os
+    import signal
+
+    from tests.helpers.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "hung").start()
+    made = [Node(server.url, "h"), Node(server.url, "h")]
+    try:
+        for node in made:
+            assert node.broker.wait_subscribed(5)
+        client, _ = made[1].connect()
+        assert server.process is not None
+        os.kill(server.process.pid, signal.SIGSTOP)  # the sockets stay open; nothing answers
+        try:
+            wait_until(lambda: not made[1].broker.subscribed, 5, what="the probe notices the hung subscription")
+            local, _ = made[0].connect()
+            result = made[0].server.sessions.notify("tick", "while hung")  # bounded by the command timeout
+            assert result.dropped and int(result) == 1
+            wait_until(lambda: local.received == ["while hung"], 5)
+        finally:
+            os.kill(server.process.pid, signal.SIGCONT)
+
+        def flows() -> bool:
+            made[0].server.sessions.notify("tick", "resumed")
+            return "resumed" in client.received
+
+        wait_until(flows, 5, what="broadcasts flow again once Redis answers")
+    finally:
+        for node in made:
+            node.stop()
+        server.stop()
