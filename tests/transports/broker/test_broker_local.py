@@ -220,3 +220,42 @@ def test_a_hung_redis_is_detected_by_the_probe_and_service_resumes(tmp_path: Any
         for node in made:
             node.stop()
         server.stop()
+
+
+def test_liveness_keys_are_refreshed_listed_and_removed(redis_url: str, redis_server: Any) -> None:
+    import json
+
+    raw = redis.Redis(unix_socket_path=redis_server.path)
+    broker = RedisBroker(redis_url, "live", liveness_interval=0.1, liveness_ttl=0.5).start()
+    other = RedisBroker(redis_url, "live").start()
+    try:
+        key = f"live:alive:{broker.node_id}"
+        wait_until(lambda: raw.exists(key), 5)
+        info = json.loads(raw.get(key))
+        assert info["node"] == broker.node_id and isinstance(info["pid"], int)
+        assert 0 < raw.pttl(key) <= 500
+        first = raw.pttl(key)
+        wait_until(lambda: raw.pttl(key) > first, 5, what="the key is refreshed before it expires")
+        assert sorted(broker.nodes()) == sorted([broker.node_id, other.node_id])
+    finally:
+        broker.stop()
+        other.stop()
+    assert not raw.exists(key), "a stopped node removes its key"
+    raw.close()
+
+
+def test_what_goes_over_redis_is_json_in_the_documented_shape(nodes: list[Node], redis_server: Any) -> None:
+    import json
+
+    from transports.redis import redis_client
+
+    raw = redis_client(redis_server.url)  # a gevent socket: the waits below yield
+    pubsub = raw.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe("t:broadcast")
+    wait_until(lambda: raw.pubsub_numsub("t:broadcast")[0][1] == 3, 5)
+    nodes[0].server.sessions.notify("tick", {"n": 1})
+    message = pubsub.get_message(timeout=5)
+    assert message is not None
+    assert json.loads(message["data"]) == {"v": 1, "t": "b", "n": nodes[0].broker.node_id, "m": "tick", "d": {"n": 1}}
+    pubsub.close()
+    raw.close()
