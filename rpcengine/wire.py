@@ -8,7 +8,8 @@ message on WebSocket).
   :class:`~rpcengine.errors.ProtocolError`;
 * :func:`bad_frame_reply`: the Error that answers a bad frame whose request
   id could be read (a frame without one gets no reply: its connection closes);
-* :func:`heartbeat_frame` (``[0, last_message_id]``) and
+* :func:`heartbeat_frame` (``[0, last_message_id]``),
+  :func:`heartbeat_array` (``[[0, last_message_id]]``, a mushroom poll) and
   :func:`disconnect_frame` (``[-1]``);
 * :func:`notification_tail` and :func:`notification_frame`: a broadcast's
   method and data encoded once, then spliced behind each session's own id;
@@ -33,6 +34,7 @@ __all__ = [
     "error_data",
     "frame_array",
     "has_request_id",
+    "heartbeat_array",
     "heartbeat_frame",
     "notification_frame",
     "notification_tail",
@@ -78,6 +80,14 @@ def has_request_id(exc: ProtocolError) -> bool:
 def heartbeat_frame(codec: Codec, last_message_id: int) -> bytes:
     """Return the encoded Heartbeat ``[0, last_message_id]``."""
     return codec.encode(Heartbeat(last_message_id).to_list())
+
+
+def heartbeat_array(codec: Codec, last_message_id: int | None) -> bytes:
+    """Return ``[[0, last_message_id]]``, one Heartbeat in a JSON array: the body of a mushroom poll.
+
+    ``None`` (nothing received yet) gives mushroom's ``[[0, null]]``.
+    """
+    return codec.encode([[Heartbeat.code, last_message_id]])
 
 
 def disconnect_frame(codec: Codec) -> bytes:

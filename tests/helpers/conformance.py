@@ -87,6 +87,7 @@ __all__ = [
     "check_oversize_message",
     "check_peer_vanishes",
     "check_send_and_receive",
+    "check_stream",
     "check_transport",
     "session_server_pair",
 ]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from helpers.conformance import CHECKS, FakeClock, Service, TransportPair, session_server_pair
+from helpers.conformance import CHECKS, FakeClock, Service, TransportPair, check_transport, session_server_pair
 from helpers.tcp import LOOPBACK
 
 from dispatchers import MethodDispatcher
@@ -170,6 +170,21 @@ def make_pair(request: pytest.FixtureRequest) -> Iterator[Callable[..., Transpor
 @pytest.mark.parametrize("check", CHECKS, ids=[check.__name__.removeprefix("check_") for check in CHECKS])
 def test_conformance(check: Callable[[Callable[..., TransportPair]], None], make_pair: Any) -> None:
     check(make_pair)
+
+
+def test_check_transport_runs_the_whole_suite_in_one_call() -> None:
+    # check_transport(make_pair) is the suite in one call, for a transport's tests outside this file.
+    made: list[TransportPair] = []
+
+    def make_pair(**options: Any) -> TransportPair:
+        made.append(memory(**options))
+        return made[-1]
+
+    try:
+        assert check_transport(make_pair) == ["check_peer_vanishes"]  # the loopback has no liveness rule
+    finally:
+        for pair in made:
+            pair.close()
 
 
 # -- end

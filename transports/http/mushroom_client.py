@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import HandshakeError, ProtocolError
-from rpcengine.wire import frame_array
+from rpcengine.wire import frame_array, heartbeat_array
 from transports.http.client import HttpClientConnection, PollClientLink, client_session, run_session
 from transports.link import SocketLink
 from transports.session.config import SessionConfig
@@ -36,7 +36,7 @@ class MushroomPollLink(PollClientLink):
     def poll_body(self) -> bytes:
         """Return ``[[0, last received]]`` (``[[0, null]]`` before anything came)."""
         ack = self.last_received() if self.received_any() else None
-        return self.codec.encode([[0, ack]])  # type: ignore[no-any-return]
+        return heartbeat_array(self.codec, ack)
 
     def send_body(self, batch: list[bytes]) -> bytes:
         """Return ``batch`` as one JSON array."""

@@ -13,6 +13,7 @@ import pytest
 from gevent.server import StreamServer
 from helpers.tcp import Recorder, ipv6_loopback_available, make_tls_contexts, wait_until
 from helpers.ws import RawWebSocket, start_ws_server, ws_connect_fixture, ws_server_fixture  # noqa: F401
+from websockets.frames import PING, TEXT
 from websockets.protocol import State
 
 import transports.websocket.server
@@ -303,6 +304,25 @@ def test_server_drops_a_frozen_peer(ws_server):
     raw.send_message([1, 1, "echo", "hi"])  # a plain session, then silence: pings go unanswered
     session = gone.get(timeout=5)
     assert "no frame from the peer" in session.close_reason
+    raw.close()
+
+
+def test_a_handshaken_session_is_judged_by_its_heartbeats_and_never_pinged(ws_server):
+    # One liveness rule per connection: where session heartbeats flow, the link sends no pings.
+    server = ws_server(heartbeat_interval=0.05, heartbeat_timeout=5.0)
+    raw = RawWebSocket(server.url())
+    raw.send_text(b'{"rpcengine": 1, "session": null, "ack": 0}')
+    assert raw.read_message()["resumed"] is False
+    heartbeats, pings = 0, 0
+    while heartbeats < 6:  # 0.3 s: six heartbeat intervals
+        for frame in raw.events():
+            if frame.opcode is PING:
+                pings += 1
+            elif frame.opcode is TEXT and bytes(frame.data).startswith(b"[0,"):
+                heartbeats += 1
+    assert pings == 0
+    (session,) = list(server.sessions)
+    assert not session.protocol.probe
     raw.close()
 
 
