@@ -41,7 +41,8 @@ from rpcengine.calls import Call
 from rpcengine.codec import Codec, default_codec
 from rpcengine.engine import Engine
 from rpcengine.errors import ConnectionLost, EncodeError, ProtocolError, TooManyPendingRequests
-from rpcengine.messages import Message
+from rpcengine.messages import Error, Message
+from rpcengine.wire import error_data
 from transports.redis.connection import redis_client
 from transports.redis.payloads import (
     BROADCAST,
@@ -345,9 +346,8 @@ class RedisBroker:
         if len(payload) > self.max_payload:
             request_id = message[2]
             text = f"the answer ({len(payload)} bytes) is over the broker's {self.max_payload}-byte bound"
-            payload = session_payload(
-                self.codec, self.node_id, session_id, [4, 0, request_id, {"error": "result_too_large", "message": text}]
-            )
+            too_large = Error(0, request_id, error_data("result_too_large", text))
+            payload = session_payload(self.codec, self.node_id, session_id, too_large.to_list())
         self._outbox.put((self.channel_of(node), payload))
 
     def _queue_gone(self, node: str, session_id: str, reason: str) -> None:

@@ -101,7 +101,7 @@ class QueueClientTransport(Transport):
         self.check_open()
         fields: dict[Any, Any]
         if isinstance(message, Request):
-            body = [2, message.message_id, message.method, message.data]
+            body = Request(message.message_id, message.method, message.data).to_list()  # the deadline goes in "d"
             fields = {"m": self.codec.encode(body), "r": self.reply_key}
             if message.timeout_ms is not None:
                 fields["d"] = str(int(time.time() * 1000) + message.timeout_ms)
@@ -435,15 +435,13 @@ class QueueWorker:
             remaining = deadline - int(time.time() * 1000)
             if remaining <= 0:
                 self.stats.expired += 1
-                self._send_reply(
-                    entry_id,
-                    reply_key,
-                    [4, 0, message.message_id, error_data("deadline_exceeded", "the caller's deadline passed")],
-                )
+                late = Error(0, message.message_id, error_data("deadline_exceeded", "the caller's deadline passed"))
+                self._send_reply(entry_id, reply_key, late.to_list())
                 return
-            request = Request.from_list(
-                [2, self._number(), message.method, message.data, remaining], frozenset({DEADLINE})
-            )
+            request = Request(self._number(), message.method, message.data)
+            request.timeout_ms = remaining
+            # Parsed as the wire would give it, so the engine interrupts the handler at the caller's deadline.
+            request = Request.from_list(request.to_list(), self.transport.features)
         else:
             request = Request(self._number(), message.method, message.data)
         self._in_flight[request.message_id] = (entry_id, reply_key, message.message_id)
@@ -463,7 +461,7 @@ class QueueWorker:
             log.debug("queue worker: answer to unknown id %d dropped", message.request_message_id)
             return
         entry_id, reply_key, caller_id = taken
-        self._send_reply(entry_id, reply_key, [message.code, 0, caller_id, message.data])
+        self._send_reply(entry_id, reply_key, type(message)(0, caller_id, message.data).to_list())
         self._room.set()
 
     def _send_reply(self, entry_id: str, reply_key: str, answer: list[Any]) -> None:
@@ -471,7 +469,7 @@ class QueueWorker:
         try:
             encoded = self.codec.encode(answer)
         except EncodeError as exc:
-            encoded = self.codec.encode([4, 0, answer[2], error_data("unencodable_result", str(exc))])
+            encoded = self.codec.encode(Error(0, answer[2], error_data("unencodable_result", str(exc))).to_list())
         try:
             pipe = self.client.pipeline(transaction=True)
             pipe.xadd(reply_key, {"m": encoded}, maxlen=_MAX_REPLIES, approximate=True)
@@ -512,7 +510,7 @@ class QueueWorker:
             pipe.xadd(self.dead_key, record, maxlen=_MAX_DEAD, approximate=True)
             pipe.xack(self.queue, GROUP, entry_id)
             if reply_key and caller_id is not None:
-                answer = self.codec.encode([4, 0, caller_id, error_data("dead_letter", reason)])
+                answer = self.codec.encode(Error(0, caller_id, error_data("dead_letter", reason)).to_list())
                 pipe.xadd(reply_key, {"m": answer}, maxlen=_MAX_REPLIES, approximate=True)
                 pipe.expire(reply_key, REPLY_TTL)
             pipe.execute()

@@ -175,9 +175,9 @@ class Relay:
         node, session_id, request_id = key
         outcome = call.outcome
         if isinstance(outcome, Response):
-            self._answer(node, session_id, [3, 0, request_id, outcome.data])
+            self._answer(node, session_id, Response(0, request_id, outcome.data).to_list())
         elif isinstance(outcome, Error):
-            self._answer(node, session_id, [4, 0, request_id, outcome.data])
+            self._answer(node, session_id, Error(0, request_id, outcome.data).to_list())
         elif isinstance(outcome, RequestCancelled):
             return  # the caller cancelled: it expects nothing more
         elif isinstance(outcome, RequestTimeout):
@@ -190,7 +190,7 @@ class Relay:
 
     def _reply(self, node: str, session_id: str, request_id: int, kind: str, text: str) -> None:
         """Answer ``node``'s request with an Error of ``kind``."""
-        self._answer(node, session_id, [4, 0, request_id, error_data(kind, text)])
+        self._answer(node, session_id, Error(0, request_id, error_data(kind, text)).to_list())
 
     def cancel_all(self) -> None:
         """Cancel every relayed call (the node is stopping)."""
