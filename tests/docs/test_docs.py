@@ -72,6 +72,25 @@ def test_docstring_examples_pass() -> None:
     assert tested > 0
 
 
+def test_the_cli_page_names_every_option_of_every_command() -> None:
+    import argparse
+
+    from rpcengine.cli import build_parser
+
+    page = (DOCS / "cli.rst").read_text()
+    (commands,) = [action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)]
+    for command, parser in commands.choices.items():
+        assert re.search(rf"^{re.escape(command)}\b", page, re.MULTILINE) or f"rpcengine {command}" in page, command
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help":
+                    assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", page), (
+                        f"docs/cli.rst does not mention {command} {option}"
+                    )
+    # What the command line does is described as done, not as planned.
+    assert not re.search(r"\bplanned\b", page), "docs/cli.rst calls something planned: it ships, or say it does not"
+
+
 def test_every_generated_error_kind_is_documented() -> None:
     protocol = (DOCS / "protocol.rst").read_text()
     kinds = set()
