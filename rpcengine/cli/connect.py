@@ -130,8 +130,8 @@ def connect(
         # A transport may catch the deadline and raise its own error: the deadline says it fired.
         failure = exc if deadline.pending else NoAnswer(timeout)
     else:
-        session = getattr(engine.transport, "session_id", "") or "none"
-        log.debug("connected to %s (session %s)", endpoint.url, session)
+        kind = "resumable session" if getattr(engine.transport, "session_id", None) else "plain session"
+        log.debug("connected to %s (%s)", endpoint.url, kind)  # never the session id
         return engine
     finally:
         deadline.cancel()

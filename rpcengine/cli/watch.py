@@ -53,7 +53,9 @@ def server_watchers(tracer: Tracer | None) -> tuple[dict[str, Any], list[Middlew
 
     def connected(session: Any) -> None:
         peer = peer_name(session.peer_address)
-        log.debug("client %s connected (session %s)", peer, session.session_id)
+        # Never the session id: with it (and the secret) a log reader could resume the session.
+        kind = "resumable session" if getattr(session, "resumable", False) else "plain session"
+        log.debug("client %s connected (%s)", peer, kind)
         if tracer is not None and session.engine is not None:
             tracer.attach(session.engine, peer)
 

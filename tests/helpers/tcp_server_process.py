@@ -5,7 +5,7 @@ port it listens on, then serves until killed. Methods: ``echo`` (returns its
 data), ``hang`` (never answers), ``connections`` (open connections now),
 ``slow`` (sleeps ``data`` seconds, counting the calls that started) and
 ``stats`` (resident memory, sessions, detached sessions, bytes queued, calls
-started, the largest outbox).
+started, the largest outbox, sessions closed over the memory budget).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main() -> None:
     def connections(request: Any) -> int:
         return len(server.links)
 
-    started = {"slow": 0, "slow_finished": 0}
+    started = {"slow": 0, "slow_finished": 0, "closed_over_budget": 0}
 
     @registry.register
     def slow(request: Any) -> Any:
@@ -81,9 +81,14 @@ def main() -> None:
             "slow_finished": started["slow_finished"],
             "largest_outbox": max((len(s.outbox) for s in server.sessions), default=0),
             "evicted": server.evicted_sessions,
+            "closed_over_budget": started["closed_over_budget"],
         }
 
-    server = TcpServer((host, port), registry, **options).start()
+    def ended(session: Any) -> None:
+        if session.close_reason.startswith("memory budget exceeded"):
+            started["closed_over_budget"] += 1
+
+    server = TcpServer((host, port), registry, on_disconnect=ended, **options).start()
     print(server.address[1], flush=True)
     server.serve_forever()
 

@@ -15,8 +15,10 @@ load`` subprocesses: one with 90 connections that is never touched, and two
   calls may fail; they are not counted as failures).
 
 Throughout, a hostile client (:func:`hostile_loop`) abandons sessions with a
-full outbox (D1), sends lines it never finishes (D2) and tries to resume
-other clients' sessions by id (D5); none of it may cost another client a call.
+full outbox (D1), begins lines it never finishes and keeps the connection open
+(D2: each must be closed at ``frame_timeout``, within a second) and tries to
+resume other clients' sessions by id (D5); none of it may cost another client
+a call.
 
 Duration: ``RPCENGINE_SOAK_SECONDS`` (default 300). At the end: nothing
 pending, every outbox empty after a final heartbeat exchange, zero failed
@@ -126,8 +128,26 @@ def inject_malformed(world: TcpWorld) -> list[tuple[str, str, float]]:
     return results
 
 
-def hostile_loop(world: TcpWorld, counts: dict[str, int], stop: list[bool]) -> None:
-    """Until ``stop[0]``: every HOSTILE_EVERY seconds one of D1, D2, D5 against the soak's server."""
+def closed_after(sock: socket.socket, reader: LineReader, limit: float) -> float | None:
+    """Wait (reading) until the server closes ``sock``; return the seconds it took, None past ``limit``."""
+    started = time.monotonic()
+    try:
+        while reader.readline(max(0.01, started + limit - time.monotonic())) is not None:
+            pass
+    except TimeoutError:
+        return None
+    except OSError:
+        pass  # a reset is a close too
+    finally:
+        sock.close()
+    return time.monotonic() - started
+
+
+def hostile_loop(world: TcpWorld, counts: dict[str, int], stop: list[bool], half_lines: list[gevent.Greenlet]) -> None:
+    """Until ``stop[0]``: every HOSTILE_EVERY seconds one of D1, D2, D5 against the soak's server.
+
+    Each D2 connection stays open; a greenlet in ``half_lines`` waits for the server to close it.
+    """
     victims = [s.session_id for s in world.server.sessions]
     number = 0
     while not stop[0]:
@@ -140,14 +160,21 @@ def hostile_loop(world: TcpWorld, counts: dict[str, int], stop: list[bool]) -> N
                 sock.sendall(b"".join(b'[2,%d,"echo","%s"]\n' % (i, b"x" * 4096) for i in range(1, 51)))
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             elif kind == "d2_half_line":
-                sock.sendall(b'[2,1,"echo",' + b"1" * 100)
+                reader = LineReader(sock)
+                sock.sendall(b'[2,1,"echo",1]\n')  # a plain session first, then a line it never finishes
+                assert reader.readline(5.0) is not None
+                sock.sendall(b'[2,2,"echo",' + b"1" * 100)
+                limit = SERVER_OPTIONS["frame_timeout"] + 5.0
+                half_lines.append(gevent.spawn(closed_after, sock, reader, limit))
+                sock = None  # closed_after closes it
             else:
                 stolen = victims[number % len(victims)].encode()
                 sock.sendall(b'{"rpcengine": 1, "session": "%s", "ack": 0}\n' % stolen)
                 answer = LineReader(sock).readline(5.0)
                 assert answer is not None and b'"resumed":false' in answer.replace(b" ", b""), answer
         finally:
-            sock.close()
+            if sock is not None:
+                sock.close()
         counts[kind] += 1
         gevent.sleep(HOSTILE_EVERY)  # the hostile client's own pace
 
@@ -174,7 +201,8 @@ def test_soak(figures: Figures, quiet_logs: None, capsys: pytest.CaptureFixture[
         wait_until(lambda: len(world.server.sessions) == total, 10, "100 sessions")
         hostile_counts = {"d1_abandoned": 0, "d2_half_line": 0, "d5_stolen_id": 0}
         hostile_stop = [False]
-        hostile = gevent.spawn(hostile_loop, world, hostile_counts, hostile_stop)
+        half_lines: list[gevent.Greenlet] = []
+        hostile = gevent.spawn(hostile_loop, world, hostile_counts, hostile_stop, half_lines)
         started = time.monotonic()
         kinds = list(faults)
         for number in range(int(SOAK_SECONDS // FAULT_EVERY)):
@@ -210,6 +238,11 @@ def test_soak(figures: Figures, quiet_logs: None, capsys: pytest.CaptureFixture[
         hostile_stop[0] = True
         hostile.join(timeout=15)
         assert hostile.dead and hostile.successful(), hostile.exception
+        gevent.joinall(half_lines, timeout=SERVER_OPTIONS["frame_timeout"] + 10)
+        half_line_closes = [greenlet.value for greenlet in half_lines]
+        frame_timeout = SERVER_OPTIONS["frame_timeout"]
+        late = [t for t in half_line_closes if t is None or not frame_timeout - 1.0 <= t <= frame_timeout + 1.0]
+        assert half_line_closes and not late, f"half-sent lines closed after {late} s (frame_timeout {frame_timeout})"
         # Drain: stop calling, wait for in-flight calls, final heartbeats both ways.
         for peer in peers.values():
             peer.send("stop")
@@ -249,6 +282,7 @@ def test_soak(figures: Figures, quiet_logs: None, capsys: pytest.CaptureFixture[
         "failed_calls_of_killed_victims": final["victim_b"]["failures"],
         "faults_survived": sum(faults.values()),
         **{f"hostile_{kind}": count for kind, count in hostile_counts.items()},
+        "hostile_d2_closed_s_min_max": [round(min(half_line_closes), 2), round(max(half_line_closes), 2)],
         **{f"fault_{kind}": count for kind, count in faults.items()},
         "malformed_worst_ms": round(malformed_worst * 1000, 2),
         "pending_at_end": server_pending + sum(event["pending"] for event in drained.values()),

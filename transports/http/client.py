@@ -267,7 +267,7 @@ class PollClientLink(SocketLink):
 
     def _gone(self, reason: str) -> None:
         """The session cannot go on: tell whoever listens, and close."""
-        log.warning("poll session %s ended: %s", self.session_path, reason)
+        log.warning("poll session with %s ended: %s", self.peer_address, reason)  # the path holds the session id
         callback, self.on_gone = self.on_gone, None
         self.close(reason)
         if callback is not None:
@@ -300,7 +300,7 @@ class PollClientLink(SocketLink):
         try:
             self._sends.post(self.session_path, self.send_body(batch), FINAL_WRITE_TIMEOUT, self._headers)
         except OSError as exc:
-            log.debug("last words to %s not sent: %s", self.session_path, exc)
+            log.debug("last words to %s not sent: %s", self.peer_address, exc)
         self._polls.close()
         self._sends.close()
 

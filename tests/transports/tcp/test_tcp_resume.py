@@ -102,3 +102,30 @@ def test_cut_at_notification_500_of_1000_each_handled_once(cut_setup, caplog):
     assert sorted(key for method, key in recorder.counts if method == "note") == list(range(TOTAL))
     assert {n for (method, _), n in recorder.counts.items() if method == "note"} == {1}
     assert_resumed(server, client, cutter, connects, session_id, caplog)
+
+
+def test_a_stolen_session_id_gets_a_fresh_session_and_neither_id_nor_secret_is_logged(
+    tcp_server, tcp_connect, tcp_raw, caplog
+):
+    """D5: a resume with the id alone, or with a guessed secret, gets a new session; the logs name neither."""
+    caplog.set_level("DEBUG")
+    server = tcp_server()
+    victim = tcp_connect(server, reconnect=POLICY)
+    assert victim.request("echo", "mine", timeout=5) == "mine"
+    session_id, secret = victim.transport.session_id, victim.transport.secret
+    assert session_id and secret and secret != session_id
+    for extra in (b"", b', "secret": "guess"', b', "secret": "%s"' % session_id.encode()):
+        thief = tcp_raw(server.address)
+        thief.send(b'{"rpcengine": 1, "session": "%s", "ack": 0%s}\n' % (session_id.encode(), extra))
+        answer = thief.read_message()
+        assert answer["resumed"] is False and answer["session"] != session_id, answer
+        thief.close(reset=True)
+    # The victim goes on with its own session, across a real resume too.
+    victim.transport.link.sock.shutdown(socket.SHUT_RDWR)
+    wait_until(lambda: victim.transport.link is not None and not victim.transport.link.closed, 10, what="resumed")
+    assert victim.request("echo", "still mine", timeout=5) == "still mine"
+    assert victim.transport.session_id == session_id
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("resume refused" in m for m in messages) and any("session resumed from" in m for m in messages)
+    leaked = [m for m in messages if session_id in m or secret in m]
+    assert not leaked, leaked

@@ -232,3 +232,31 @@ def test_policy_malformed_host_gets_400(host):
 def test_policy_several_origins_get_400():
     policy = OriginPolicy(["127.0.0.1"], origins=ANY)
     assert check(policy, Host="127.0.0.1", Origin=["http://127.0.0.1", "http://127.0.0.1"]) == 400
+
+
+# -- the HTTP layer on the same port ----------------------------------------------------
+
+
+def post_status(server: WebSocketServer, headers: Sequence[str], path: str = "/rpc") -> int:
+    """POST one call to ``path`` with exactly these header lines (plus the body's); return the status code."""
+    body = b'[[2, 1, "echo", 1]]'
+    head = [f"POST {path} HTTP/1.1", *headers, "Content-Type: application/json", f"Content-Length: {len(body)}"]
+    host, port = server.address[:2]
+    with gevent.socket.create_connection((host, port), timeout=5) as sock:
+        sock.sendall("\r\n".join([*head, "", ""]).encode() + body)
+        status_line = sock.makefile("rb").readline().decode()
+    assert status_line.startswith("HTTP/1.1 "), status_line
+    return int(status_line.split()[1])
+
+
+@pytest.mark.parametrize("path", ["/rpc", "/jsonrpc"])
+def test_http_calls_are_same_origin_by_default_and_check_host(ws_server, path):
+    """D6 for plain HTTP: a cross-site POST gets 403, a DNS-rebinding Host 421, no Host 400; programs and the page work."""
+    server = ws_server()
+    host = f"Host: {local(server)}"
+    assert post_status(server, [host, "Origin: https://evil.example"], path) == 403
+    assert post_status(server, [host, "Origin: null"], path) == 403
+    assert post_status(server, [f"Host: evil.example:{server.address[1]}"], path) == 421
+    assert post_status(server, [], path) == 400
+    assert post_status(server, [host], path) == 200  # a program: no Origin
+    assert post_status(server, [host, f"Origin: http://{local(server)}"], path) == 200  # the server's own page
