@@ -138,7 +138,7 @@ class Relay:
             try:
                 engine.notify(message.method, message.data)
             except (ConnectionLost, OutboxFull) as exc:
-                log.info("relayed notification to %s not sent: %s", session_id, exc)
+                log.info("a notification relayed from node %s not sent: %s", node, exc)
             return
         if not isinstance(message, Request):
             log.warning("dropped a %s from node %s for a session here", type(message).__name__, node)
