@@ -11,6 +11,12 @@
     rpcengine get URL REMOTE LOCAL                download a file (a server run with serve --files ROOT)
     rpcengine put URL LOCAL REMOTE                upload a file (serve --files ROOT --writable)
     rpcengine demo [--keep-running SECONDS]       run the demo
+    rpcengine demo --cluster [--broker URL]       two server processes sharing broadcasts through Redis
+
+``serve ... --broker URL`` makes the process one node of a service on a
+Redis (``redis://HOST:PORT/DB``, ``unix:///PATH.sock``), ``--queue NAME``
+serves a work queue there too, and ``call --broker URL queue:NAME METHOD``
+sends to that queue (:mod:`~rpcengine.cli.broker`).
 
 Run bare, ``rpcengine`` prints its help (the command list) and exits with
 code 2, as for any missing argument; ``rpcengine --help`` exits with 0.
@@ -37,8 +43,9 @@ connection failed), :mod:`~rpcengine.cli.client` (``call``, ``notify``,
 :mod:`~rpcengine.cli.output` and :mod:`~rpcengine.cli.describe`,
 :mod:`~rpcengine.cli.serve` with :mod:`~rpcengine.cli.handlers` and
 :mod:`~rpcengine.cli.watch`, :mod:`~rpcengine.cli.trace`,
-:mod:`~rpcengine.cli.signals`, :mod:`~rpcengine.cli.discover`, and the demo: :mod:`~rpcengine.cli.demo`
-with its service, script and page server.
+:mod:`~rpcengine.cli.signals`, :mod:`~rpcengine.cli.discover`, :mod:`~rpcengine.cli.broker`
+(the Redis broker and work queues), and the demo: :mod:`~rpcengine.cli.demo`
+with its service, script and page server, and :mod:`~rpcengine.cli.demo_cluster` (two nodes).
 """
 
 from __future__ import annotations
@@ -156,13 +163,13 @@ def _add_command(subparsers: Any, name: str, summary: str) -> argparse.ArgumentP
     return parser
 
 
-def _client_options(parser: argparse.ArgumentParser, timeout_help: str) -> None:
-    """Add the options of the commands that connect to a server."""
+def _client_options(parser: argparse.ArgumentParser, timeout_help: str, queue: bool = False) -> None:
+    """Add the options of the commands that connect to a server (``queue``: the URL may be queue:NAME too)."""
     parser.add_argument(
         "url",
         metavar="URL",
         help="tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH, wss://..., http://HOST:PORT/PATH/rpc, "
-        "jsonrpc+tcp://HOST:PORT or http://HOST:PORT/jsonrpc",
+        "jsonrpc+tcp://HOST:PORT or http://HOST:PORT/jsonrpc" + (", or queue:NAME with --broker" if queue else ""),
     )
     parser.add_argument(
         "--jsonrpc",
@@ -186,7 +193,12 @@ def _add_serve(subparsers: Any) -> None:
         nargs="?",
         help="what to serve (with --functions: a MODULE, its functions; with --files: none)",
     )
-    parser.add_argument("urls", metavar="URL", nargs="+", help="listener: tcp://HOST:PORT, ws://HOST:PORT/PATH, ...")
+    parser.add_argument(
+        "urls",
+        metavar="URL",
+        nargs="*",
+        help="listener: tcp://HOST:PORT, ws://HOST:PORT/PATH, ... (at least one, unless --queue is given)",
+    )
     parser.add_argument(
         "--functions", action="store_true", help="serve the public functions of the module named by the target"
     )
@@ -233,8 +245,37 @@ def _add_serve(subparsers: Any) -> None:
     parser.add_argument("--name", help="the name discovery answers with (default: MODULE:OBJECT)")
     parser.add_argument("--workgroup", help="answer only probes for this workgroup, or for any")
     parser.add_argument("--discovery-port", type=_port, default=DISCOVERY_PORT, help="UDP port (7399)")
+    _broker_options(parser)
+    parser.add_argument(
+        "--queue",
+        action="append",
+        dest="queues",
+        metavar="NAME",
+        help="with --broker: also serve the work queue NAME with the same handler (repeat for several)",
+    )
+    parser.add_argument(
+        "--queue-concurrency", type=_positive_int, default=16, metavar="N", help="queue calls run at once (16)"
+    )
     _common(parser)
     parser.set_defaults(run=serve)
+
+
+def _broker_options(parser: argparse.ArgumentParser, client: bool = False) -> None:
+    """Add ``--broker URL`` and ``--broker-prefix`` (see rpcengine.cli.broker)."""
+    what = (
+        "send to the work queue the URL queue:NAME names, through this Redis"
+        if client
+        else "join the service on this Redis: broadcasts reach every node's clients, calls any node's"
+    )
+    parser.add_argument(
+        "--broker", metavar="URL", help=f"{what} (redis://HOST:PORT/DB, unix:///PATH.sock or a socket path)"
+    )
+    parser.add_argument(
+        "--broker-prefix",
+        default="rpcengine",
+        metavar="PREFIX",
+        help="the start of the broker's Redis keys and channels (default: rpcengine)",
+    )
 
 
 def _port(text: str) -> int:
@@ -268,16 +309,18 @@ def _add_clients(subparsers: Any) -> None:
 
     answer_timeout = "seconds to connect, and to wait for the answer (30)"
     call = _add_command(subparsers, "call", "send a request and print its result as JSON")
-    _client_options(call, answer_timeout)
+    _client_options(call, answer_timeout, queue=True)
     call.add_argument("method", metavar="METHOD")
     _data_options(call)
     _output_options(call)
+    _broker_options(call, client=True)
     call.set_defaults(run=client.call)
 
     notify = _add_command(subparsers, "notify", "send a notification")
-    _client_options(notify, "seconds to connect (30); no answer is waited for")
+    _client_options(notify, "seconds to connect (30); no answer is waited for", queue=True)
     notify.add_argument("method", metavar="METHOD")
     _data_options(notify)
+    _broker_options(notify, client=True)
     notify.set_defaults(run=client.notify)
 
     listen = _add_command(subparsers, "listen", "print every notification the server sends, one JSON line each")
@@ -287,10 +330,11 @@ def _add_clients(subparsers: Any) -> None:
     listen.set_defaults(run=client.listen)
 
     methods = _add_command(subparsers, "methods", "list the methods a server exposes, or show one in full")
-    _client_options(methods, answer_timeout)
+    _client_options(methods, answer_timeout, queue=True)
     methods.add_argument("name", metavar="NAME", nargs="?", help="show this method in full")
     methods.add_argument("--json", action="store_true", help="print the description as JSON")
     _output_options(methods)
+    _broker_options(methods, client=True)
     methods.set_defaults(run=client.methods)
 
 
@@ -356,12 +400,34 @@ def _add_demo(subparsers: Any) -> None:
         metavar="PORT",
         help="try PORT, PORT+1, PORT+2 for TCP, WebSocket and HTTP, else free ports (0: free ports; default 7300)",
     )
+    demo.add_argument(
+        "--cluster",
+        action="store_true",
+        help="two server processes sharing one counter through Redis (a private redis-server, or --broker)",
+    )
+    demo.add_argument(
+        "--broker",
+        metavar="URL",
+        help="with --cluster: use this Redis instead of starting redis-server (redis://HOST:PORT/DB, unix:///PATH)",
+    )
     _common(demo)
     demo.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    """Run the demo (imported lazily: it pulls in every transport)."""
+    """Run the demo, or with ``--cluster`` the two-node one (imported lazily: they pull in every transport)."""
+    if args.cluster:
+        from rpcengine.cli.demo_cluster import run_cluster_demo
+
+        return run_cluster_demo(
+            broker_url=args.broker,
+            keep_running=args.keep_running,
+            base_port=args.base_port,
+            trace=args.trace,
+            log_level=args.log_level,
+        )
+    if args.broker is not None:
+        raise CliError("--broker goes with --cluster (rpcengine demo --cluster --broker URL)", ExitCode.USAGE)
     from rpcengine.cli.demo import run_demo
 
     return run_demo(keep_running=args.keep_running, base_port=args.base_port, trace=args.trace)

@@ -11,6 +11,11 @@ debug`` logs the connection and each call.
 connection (``--trace`` shows the JSON-RPC documents), over ``http://`` one
 POST per call (:mod:`rpcengine.cli.jsonrpc_http`; ``listen`` needs a
 connection).
+
+``call --broker URL queue:NAME METHOD`` (and ``notify``) sends to the work
+queue ``NAME`` on that Redis instead, for any worker of a ``serve --broker
+URL --queue NAME`` to answer (:mod:`rpcengine.cli.broker`); the call's
+``--timeout`` travels with it as its deadline.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from gevent.event import Event
 
 from dispatchers.introspection import DESCRIBE_METHOD
 from rpcengine.cli.arguments import Values, clip, params_hints, parse_values, quoting_hints
+from rpcengine.cli.broker import QUEUE_SCHEME, open_queue
 from rpcengine.cli.connect import client_ssl_context, connect
 from rpcengine.cli.describe import format_method, format_summary
 from rpcengine.cli.errors import CliError, ExitCode
@@ -32,7 +38,7 @@ from rpcengine.cli.signals import stop_requested
 from rpcengine.cli.trace import Tracer
 from rpcengine.cli.urls import Endpoint, parse_url
 from rpcengine.engine import Engine
-from rpcengine.errors import ConnectionLost, MethodNotFound, RequestException
+from rpcengine.errors import ConnectionLost, MethodNotFound, RequestException, RequestTimeout
 from rpcengine.messages import Notification
 
 __all__ = [
@@ -74,6 +80,13 @@ def close_flushed(engine: Engine, timeout: float = 2.0) -> None:
     log.debug("connection closed")
 
 
+def _is_queue(args: argparse.Namespace) -> bool:
+    """Whether ``args`` send to a work queue (``--broker``, or a ``queue:NAME`` URL, for a command that takes them)."""
+    if not hasattr(args, "broker"):
+        return False  # listen, get, put: queue:NAME is then a bad URL like any other
+    return args.broker is not None or args.url.startswith(QUEUE_SCHEME)
+
+
 def _endpoint(args: argparse.Namespace) -> Endpoint:
     """Return the endpoint ``args.url`` names, speaking JSON-RPC 2.0 if ``--jsonrpc`` asks."""
     endpoint = parse_url(args.url)
@@ -84,8 +97,14 @@ def _open(args: argparse.Namespace, rpc_handler: Any = ignore_notifications, **o
     """Parse ``args.url`` and connect to it with the TLS, timeout and trace options of ``args``.
 
     A JSON-RPC ``http://`` endpoint gets an :class:`~rpcengine.cli.jsonrpc_http.HttpCaller`
-    instead (it makes the same calls, one POST each).
+    instead (it makes the same calls, one POST each); ``queue:NAME`` (with
+    ``--broker``) an Engine on that work queue.
     """
+    if _is_queue(args):
+        engine, name = open_queue(args)
+        if args.trace:
+            Tracer().attach(engine, f"{QUEUE_SCHEME}{name}")
+        return engine
     endpoint = _endpoint(args)
     if endpoint.jsonrpc and endpoint.http:
         from rpcengine.cli.jsonrpc_http import HttpCaller
@@ -124,14 +143,23 @@ def _print_remote_error(data: Any, hints: list[str]) -> int:
 def call(args: argparse.Namespace) -> int:
     """``call URL METHOD [ARG ...]``: send one request and print its result as JSON (blocks)."""
     values = parse_arguments(args)
+    queue = _is_queue(args)
     engine = _open(args)
     log.debug("calling %s with %s", args.method, clip(dump_json(values.data), 200))
     try:
         result = engine.request(args.method, values.data, timeout=args.timeout)
     except RequestException as exc:
         log.debug("%s answered with an Error", args.method)
-        hints = params_hints(values, exc.data) if _endpoint(args).jsonrpc else []
+        hints = params_hints(values, exc.data) if not queue and _endpoint(args).jsonrpc else []
         return _print_remote_error(exc.data, hints or quoting_hints(values, exc.data))
+    except RequestTimeout as exc:
+        if not queue:
+            raise
+        raise CliError(
+            f"timeout: {exc} from {args.url} (is a worker serving it? 'rpcengine serve MODULE:OBJECT "
+            f"--broker URL --queue {args.url.removeprefix(QUEUE_SCHEME)}')",
+            ExitCode.TIMEOUT,
+        ) from None
     finally:
         close_flushed(engine)
     log.debug("%s answered", args.method)

@@ -23,7 +23,14 @@ DESCRIPTIONS = {
         "function or method is called once with the started servers (to broadcast from).\n"
         "With --files ROOT (and no MODULE:OBJECT), the directory ROOT is served for 'rpcengine get'\n"
         "(and 'rpcengine put' with --writable): every path stays inside ROOT.\n"
-        "One line is printed per listener: 'listening on URL', with the real port."
+        "One line is printed per listener: 'listening on URL', with the real port.\n"
+        "\n"
+        "With --broker URL (a Redis) the process is one node of a service: a broadcast made on any\n"
+        "node reaches the clients of every node, and a call to a session id reaches that client on\n"
+        "whichever node holds it. It prints 'broker node ID on URL (prefix P)' after the listeners.\n"
+        "--queue NAME also serves the work queue NAME with the same handler, for\n"
+        "'rpcengine call --broker URL queue:NAME METHOD' (each call goes to one worker, at least once);\n"
+        "with --queue no listener URL is needed."
     ),
     "call": (
         "Send one request and print its result as JSON (indented on a terminal, one line when piped).\n"
@@ -31,13 +38,18 @@ DESCRIPTIONS = {
         "No ARG sends null, one ARG sends its value, several send a list. An ARG is JSON when it is\n"
         "valid JSON (5, true, null, '\"five\"', '[1, 2]', '{\"a\": 1}'), a string otherwise (five);\n"
         "--json requires JSON, --string sends every ARG as a string, '-' reads one ARG from stdin.\n"
-        "Quote JSON objects and lists for the shell, in single quotes."
+        "Quote JSON objects and lists for the shell, in single quotes.\n"
+        "\n"
+        "With --broker URL (a Redis), the URL queue:NAME sends the request to the work queue NAME:\n"
+        "one worker of 'rpcengine serve MODULE:OBJECT --broker URL --queue NAME' answers it.\n"
+        "--timeout travels with the request as its deadline."
     ),
     "notify": (
         "Send one notification: the server runs METHOD and answers nothing.\n"
         "\n"
         "ARGs make the data as for 'call': none is null, one is its value, several a list;\n"
-        "JSON when valid JSON, a string otherwise (--json, --string force one way)."
+        "JSON when valid JSON, a string otherwise (--json, --string force one way).\n"
+        "With --broker URL, the URL queue:NAME sends it to the work queue NAME (one worker runs it)."
     ),
     "listen": (
         'Print every notification the server sends, one JSON line each: {"method": ..., "data": ...}.\n'
@@ -47,7 +59,8 @@ DESCRIPTIONS = {
     ),
     "methods": (
         "List the methods a server exposes, with their signatures and docstrings (rpcengine.describe);\n"
-        "with NAME, show that one method in full."
+        "with NAME, show that one method in full. With --broker URL, the URL queue:NAME asks a worker\n"
+        "of that work queue."
     ),
     "discover": (
         "Broadcast one discovery probe on the LAN (UDP) and list the servers that answered:\n"
@@ -69,7 +82,12 @@ DESCRIPTIONS = {
     "demo": (
         "Run a server and two scripted clients that show a request, a broadcast, a notification,\n"
         "a server-to-client request, a remote error, a timeout and introspection, with a browser\n"
-        "page that shows calls and broadcasts live."
+        "page that shows calls and broadcasts live.\n"
+        "\n"
+        "With --cluster: a private redis-server on a Unix socket in a temporary folder (or the Redis\n"
+        "given with --broker), two 'rpcengine serve --broker' processes on their own ports, alice on\n"
+        "node 1 and bob on node 2: each broadcast reaches the clients of both nodes, and node 1 calls\n"
+        "bob, whose connection node 2 holds. Everything started is stopped and removed at the end."
     ),
 }
 
@@ -82,6 +100,7 @@ EPILOGS = {
         "  rpcengine call tcp://127.0.0.1:7000 add 5\n"
         "  rpcengine methods tcp://127.0.0.1:7000\n"
         "  rpcengine demo --keep-running 300\n"
+        "  rpcengine demo --cluster                (two server processes, one counter, through Redis)\n"
         "\n"
         "URLs: tcp://HOST:PORT, tls://HOST:PORT, ws://HOST:PORT/PATH, wss://HOST:PORT/PATH,\n"
         "      http://HOST:PORT/PATH/rpc (a client only: long-poll to a ws:// listener, which answers HTTP too)\n"
@@ -100,12 +119,16 @@ EPILOGS = {
         f"  rpcengine serve {_SERVICE} tls://127.0.0.1:7443 --certfile cert.pem --keyfile key.pem\n"
         f"  rpcengine serve {_SERVICE} tcp://127.0.0.1:7000 --trace   (every message on stderr)\n"
         f"  rpcengine serve {_SERVICE} tcp://0.0.0.0:7000 --discovery --workgroup lab  (found by discover)\n"
+        f"  rpcengine serve {_SERVICE} tcp://127.0.0.1:7000 --broker redis://127.0.0.1:6379/0\n"
+        f"  rpcengine serve {_SERVICE} tcp://127.0.0.1:7001 --broker unix:///run/redis/redis.sock\n"
+        f"  rpcengine serve {_SERVICE} --broker redis://127.0.0.1:6379/0 --queue work   (a queue worker only)\n"
         "\n"
         "Every listener answers JSON-RPC 2.0 clients too, with no flag: a tcp:// one when a\n"
         "connection's first line is a JSON-RPC document, a ws://HOST:PORT/PATH one at PATH/jsonrpc\n"
         "(a WebSocket, or POST) or for the jsonrpc subprotocol.\n"
         "\n"
-        "exit codes: 0 stopped by a signal, 2 usage (a bad target or URL), 4 a listener cannot be opened"
+        "exit codes: 0 stopped by a signal, 2 usage (a bad target or URL), 4 a listener cannot be opened\n"
+        "            or the broker's Redis does not answer"
     ),
     "call": (
         "examples:\n"
@@ -122,6 +145,8 @@ EPILOGS = {
         "  rpcengine call jsonrpc+tcp://127.0.0.1:7000 echo 2 3      (the same)\n"
         "  rpcengine call ws://127.0.0.1:8000/jsonrpc echo 2 3 --trace (the JSON-RPC documents on stderr)\n"
         "  rpcengine call http://127.0.0.1:8000/jsonrpc add         (one JSON-RPC POST)\n"
+        "  rpcengine call --broker redis://127.0.0.1:6379/0 queue:work add 5   (a worker of queue work answers)\n"
+        "  rpcengine call --broker unix:///run/redis/redis.sock queue:work sleep 3 --timeout 1\n"
         "\n"
         "The result is printed on stdout; an Error answer's data on stderr as one line of JSON\n"
         "(with a 'hint:' line after it when a bare ARG may have been read as the wrong type).\n"
@@ -135,6 +160,7 @@ EPILOGS = {
         '  rpcengine notify tcp://127.0.0.1:7000 say \'{"name": "me", "text": "hello"}\'\n'
         "  rpcengine notify ws://127.0.0.1:8000/rpc add 1 --trace\n"
         "  rpcengine notify http://127.0.0.1:8000/jsonrpc add     (a JSON-RPC notification, HTTP 204)\n"
+        "  rpcengine notify --broker redis://127.0.0.1:6379/0 queue:work add 1   (one worker runs it)\n"
         "\n"
         "--timeout bounds the connection only: nothing is answered to wait for.\n"
         f"{_EXIT_CODES}"
@@ -155,6 +181,7 @@ EPILOGS = {
         "  rpcengine methods tcp://127.0.0.1:7000 add\n"
         "  rpcengine methods tcp://127.0.0.1:7000 --json\n"
         "  rpcengine methods --jsonrpc tcp://127.0.0.1:7000\n"
+        "  rpcengine methods --broker redis://127.0.0.1:6379/0 queue:work\n"
         "\n"
         f"{_EXIT_CODES} (1 also when NAME is not a method)"
     ),
@@ -193,6 +220,8 @@ EPILOGS = {
         "examples:\n"
         "  rpcengine demo\n"
         "  rpcengine demo --keep-running 300     (keep the browser page alive for 5 minutes)\n"
-        "  rpcengine demo --base-port 0 --trace  (free ports; every message on stderr)"
+        "  rpcengine demo --base-port 0 --trace  (free ports; every message on stderr)\n"
+        "  rpcengine demo --cluster              (two nodes and a private redis-server: needs /usr/bin/redis-server)\n"
+        "  rpcengine demo --cluster --broker redis://127.0.0.1:6379/0   (two nodes on that Redis)"
     ),
 }

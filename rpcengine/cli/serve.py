@@ -19,6 +19,21 @@ every message on stderr (:mod:`rpcengine.cli.trace`), ``--log-level debug``
 logs connections and calls (:mod:`rpcengine.cli.watch`). With
 ``--discovery`` it also answers ``rpcengine discover`` on a UDP port, after
 the listener lines (:func:`~rpcengine.cli.discover.start_responder`).
+
+With ``--broker URL`` (a Redis: ``redis://HOST:PORT/DB``, ``unix:///PATH``
+or a socket path) the process is one node of a service: it starts one
+:class:`~transports.redis.RedisBroker` (``--broker-prefix``, default
+``rpcengine``) and gives it to every server, so a broadcast made on any node
+reaches the clients of every node (one ``server.sessions.notify`` is enough:
+the broker delivers to every server of this process), and a call to a
+session id reaches it on any node. After the listener lines it prints
+``broker node ID on URL (prefix P)``. ``--queue NAME`` (repeatable) also
+serves the work queue ``NAME`` with the same handler
+(:class:`~transports.redis.QueueWorker`, ``--queue-concurrency`` calls at
+once), one line ``serving queue NAME (concurrency N)`` each; with a queue,
+no listener URL is needed. On stop the workers finish their running calls
+(``--stop-timeout``), then the servers stop, then the broker (see
+:mod:`rpcengine.cli.broker`).
 """
 
 from __future__ import annotations
@@ -28,6 +43,7 @@ import logging
 from typing import Any
 
 from dispatchers.middleware import MushroomErrors, with_middleware
+from rpcengine.cli.broker import SUBSCRIBE_WAIT, display_url, start_broker, start_workers
 from rpcengine.cli.connect import open_listeners, server_ssl_context
 from rpcengine.cli.discover import start_responder
 from rpcengine.cli.errors import CliError, ExitCode
@@ -87,11 +103,25 @@ def load_served(args: argparse.Namespace) -> Served:
         raise CliError(f"{args.target}: {exc}", ExitCode.USAGE) from None
 
 
+def _check_broker_options(args: argparse.Namespace) -> list[str]:
+    """Return the queue names to serve; raise CliError (exit 2) for broker options that do not fit together."""
+    queues = list(getattr(args, "queues", None) or [])
+    if queues and getattr(args, "broker", None) is None:
+        raise CliError("--queue NAME needs --broker URL (the Redis that holds the queue)", ExitCode.USAGE)
+    if not args.urls and not queues:
+        target = args.target or ""
+        if "://" not in target and not target.lower().startswith("unix:"):
+            raise CliError("serve needs a listener URL (or, with --broker URL, a --queue NAME)", ExitCode.USAGE)
+        args.urls, args.target = [target], None  # a lone word that is a URL is the listener, not MODULE:OBJECT
+    return queues
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run ``serve``: start the listeners, print their URLs, wait for a signal, stop gracefully (blocks)."""
     if getattr(args, "files", None) is not None and args.target is not None:
         args.urls = [args.target, *args.urls]  # with --files, no MODULE:OBJECT: the first word is a URL
         args.target = None
+    queues = _check_broker_options(args)
     endpoints = [parse_url(url, listening=True) for url in args.urls]
     context = None
     if any(endpoint.tls for endpoint in endpoints):
@@ -109,23 +139,49 @@ def serve(args: argparse.Namespace) -> int:
         from rpcengine.cli.files import TRANSFER_MAX_UNACKED
 
         options.setdefault("max_unacked", TRANSFER_MAX_UNACKED)
-    started = open_listeners(endpoints, handler, ssl_context=context, **hooks, **options)
-    servers = [server for server, _ in started]
+    broker = None
+    if getattr(args, "broker", None) is not None:
+        broker = start_broker(args.broker, args.broker_prefix)
+        options["broker"] = broker
+    started: list[tuple[Any, list[Any]]] = []
+    workers: list[Any] = []
     responder = None
     try:
+        started = open_listeners(endpoints, handler, ssl_context=context, **hooks, **options) if endpoints else []
+        servers = [server for server, _ in started]
+        if broker is not None:
+            workers = start_workers(broker, queues, handler, args.queue_concurrency)
         if served.on_serve is not None:
             served.on_serve(servers)
         for _, real in started:
             for endpoint in real:
                 print(f"listening on {endpoint.url}", flush=True)
+        if broker is not None:
+            _announce_broker(broker, workers)
         responder = start_responder(args, [endpoint.url for _, real in started for endpoint in real])
         stop.wait()
         log.info("stopping")
     finally:
         if responder is not None:
             responder.stop()
-        for server in servers:
+        for worker in workers:
+            worker.stop(args.stop_timeout)
+        for server, _ in started:
             server.stop(args.stop_timeout)
+        if broker is not None:
+            broker.stop()
         if getattr(args, "files", None) is not None:
             served.handler.close()  # type: ignore[attr-defined]  # a FileService: unfinished uploads removed
     return ExitCode.OK
+
+
+def _announce_broker(broker: Any, workers: list[Any]) -> None:
+    """Wait (bounded) for the broker's subscription, then print the node line and one line per queue served."""
+    if not broker.wait_subscribed(SUBSCRIBE_WAIT):
+        log.warning(
+            "the broker's subscription is not up after %g s: broadcasts from other nodes wait for it", SUBSCRIBE_WAIT
+        )
+    print(f"broker node {broker.node_id} on {display_url(broker.url)} (prefix {broker.prefix})", flush=True)
+    for worker in workers:
+        name = worker.queue.removeprefix(f"{worker.prefix}:queue:")
+        print(f"serving queue {name} (concurrency {worker.concurrency})", flush=True)

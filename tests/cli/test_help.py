@@ -56,3 +56,15 @@ def test_call_help_explains_how_arguments_are_read() -> None:
 def test_serve_help_names_every_kind_of_handler() -> None:
     text = run_cli("serve", "--help").stdout
     assert "--functions" in text and "dispatchers.Registry" in text and "callable taking the request" in text
+
+
+def test_the_broker_options_have_examples() -> None:
+    serve = run_cli("serve", "--help").stdout
+    assert "--broker URL" in serve and "--broker-prefix" in serve and "--queue NAME" in serve
+    assert re.search(r"^  rpcengine serve \S+ tcp://\S+ --broker redis://", serve, re.MULTILINE), serve
+    assert re.search(r"^  rpcengine serve \S+ --broker \S+ --queue work", serve, re.MULTILINE), serve
+    for command in ("call", "notify", "methods"):
+        text = run_cli(command, "--help").stdout
+        assert re.search(rf"^  rpcengine {command} --broker \S+ queue:work", text, re.MULTILINE), text
+    demo = run_cli("demo", "--help").stdout
+    assert "  rpcengine demo --cluster" in demo and "--broker URL" in demo

@@ -64,6 +64,8 @@ def _client_of(target: Any) -> tuple[redis.Redis, str]:
     """Return (a gevent redis client, its prefix) for a URL, a RedisBroker or a redis client."""
     if isinstance(target, str):
         return redis_client(target, max_connections=256), ""
+    if isinstance(target, redis.Redis):
+        return target, ""  # not getattr(target, "client"): that is redis.Redis.client(), a method
     client = getattr(target, "client", target)
     return client, getattr(target, "prefix", "")
 

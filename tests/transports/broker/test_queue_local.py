@@ -123,3 +123,19 @@ def test_an_entry_delivered_too_often_goes_to_the_dead_letter_stream(redis_url: 
     finally:
         caller.close()
         worker.stop(1)
+
+
+def test_a_redis_client_is_a_target_too(redis_url: str) -> None:
+    # A redis.Redis has a client() method: it must be used as the client itself, not asked for .client.
+    from transports.redis import redis_client
+
+    client = redis_client(redis_url)
+    work = Work()
+    worker = QueueWorker(client, "direct", work.registry, prefix="t").start()
+    caller = connect_queue(client, "direct", prefix="t")
+    try:
+        assert caller.request("double", 21, timeout=10) == 42
+    finally:
+        caller.close()
+        worker.stop(1.0)
+        client.close()
