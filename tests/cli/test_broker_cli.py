@@ -31,6 +31,19 @@ pytestmark = pytest.mark.timeout(120)
 WAIT = 20.0
 
 
+@pytest.fixture(autouse=True)
+def hub_block_monitor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every command these tests start runs gevent's hub-block monitor (0.1 s).
+
+    A block would be reported on the command's stderr, and every test here
+    checks stderr (empty, or exactly its one error line).
+    """
+    monkeypatch.setenv("GEVENT_MONITOR_THREAD_ENABLE", "true")
+    monkeypatch.setenv("GEVENT_MAX_BLOCKING_TIME", "0.1")
+    # The monitor also warns once that it cannot watch memory without psutil: not what is watched here.
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore:Unable to monitor memory usage:RuntimeWarning")
+
+
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One real redis-server for the module, on a socket in a temporary folder."""
