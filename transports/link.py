@@ -30,7 +30,7 @@ from rpcengine.errors import ConnectionLost, ProtocolError
 if TYPE_CHECKING:
     from transports.session.budget import MemoryBudget
 
-__all__ = ["DEFAULT_MAX_BUFFER", "SocketLink"]
+__all__ = ["DEFAULT_MAX_BUFFER", "MAX_FRAMES_PER_TURN", "SocketLink"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ FINAL_WRITE_TIMEOUT = 1.0
 HUB_RECV_SIZE = 65536
 #: Bytes a link may hold queued for its socket before writers block (or a broadcast refuses).
 DEFAULT_MAX_BUFFER = 4 << 20
+#: Most inbound frames a link handles in one go before the hub serves the other connections once
+#: (a flood of tiny frames, 10,000 pings in one read, would otherwise hold the hub for 100 ms).
+MAX_FRAMES_PER_TURN = 128
 
 
 def _ignore_frame(frame: bytes) -> None:
@@ -95,6 +98,8 @@ class SocketLink:
         # Reading in the hub: the watcher, and the parked greenlet that owns the reading.
         self._read_watcher: Any = None
         self._owner: Waiter[Any] | None = None
+        # The zero timer that goes on reading in the hub after a turn (see _pause_turn), while paused.
+        self._turn: Any = None
         # What the hub saw while it read, for the read loop: the end of the stream, or a failed read.
         self._hub_eof = False
         self._hub_failed: str | None = None
@@ -401,12 +406,14 @@ class SocketLink:
         finally:
             self._owner = None
             watcher.stop()
+            self._stop_turn()
 
     def _wake_owner(self) -> None:
         """Stop reading in the hub and let the owning greenlet go on (it is parked in :meth:`_park`)."""
         watcher = self._read_watcher
         if watcher is not None:
             watcher.stop()
+        self._stop_turn()
         owner, self._owner = self._owner, None
         if owner is not None:
             self._loop.run_callback(owner.switch, None)
@@ -443,9 +450,61 @@ class SocketLink:
     def _take_in_hub(self, data: bytes) -> bool:
         """Deliver what ``data`` completes if none of it can block; return False to wake the read loop.
 
-        Implemented by subclasses that park; what is not delivered is kept for the loop.
+        Implemented by subclasses that park; what is not delivered is kept for the loop. After
+        :data:`MAX_FRAMES_PER_TURN` frames with more to come, a subclass calls :meth:`_pause_turn`
+        and returns True: the rest goes on from :meth:`_more_in_hub` once the hub polled again.
         """
         return False
+
+    def _more_in_hub(self) -> bool:
+        """Go on delivering what an earlier read kept back (as :meth:`_take_in_hub`, without new data)."""
+        return False
+
+    # -- taking turns: a flood of frames from one read does not hold the hub ---------------
+
+    def _pause_turn(self) -> None:
+        """Hub: stop reading for now; :meth:`_more_in_hub` goes on after the hub polled every socket once more.
+
+        A zero timer fires in the loop's next iteration, after the poll: every connection
+        that became readable meanwhile is served in the same iteration.
+        """
+        self._read_watcher.stop()
+        turn = self._turn = self._loop.timer(0.0)  # type: ignore[attr-defined]
+        turn.start(self._next_in_hub)
+
+    def _stop_turn(self) -> None:
+        """Forget a pause of hub reading (the owner was woken, or the link closed)."""
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.close()
+
+    def _next_in_hub(self) -> None:
+        """Timer callback (in the hub): deliver the next turn's frames, then read the socket again."""
+        self._stop_turn()
+        if self._owner is None:
+            return
+        if self.closed or not self.reading:
+            self._wake_owner()
+            return
+        try:
+            if self._more_in_hub():
+                if self._turn is None and self._read_watcher is not None:
+                    self._read_watcher.start(self._readable)
+                return
+        except Exception:
+            log.exception("reading from %s failed", self.peer_address)
+            self._hub_failed = "internal error while reading"
+        self._wake_owner()
+
+    def _next_turn(self) -> None:
+        """Read loop: block (yielding) until the hub polled every socket once more (see :meth:`_pause_turn`)."""
+        waiter: Waiter[Any] = Waiter()
+        turn = self._loop.timer(0.0)  # type: ignore[attr-defined]
+        turn.start(waiter.switch, None)
+        try:
+            waiter.get()
+        finally:
+            turn.close()
 
     def received(self, frame: bytes) -> None:
         """Pass one inbound frame to the current receiver."""
@@ -520,6 +579,7 @@ class SocketLink:
         if watcher is not None:
             watcher.stop()
             watcher.close()
+        self._stop_turn()
         self._wake_owner()  # a read loop parked while the hub read goes on (and sees the close)
         callback, self.on_lost = self.on_lost, None
         if callback is not None:

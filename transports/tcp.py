@@ -30,7 +30,7 @@ from rpcengine.engine import Engine, RpcHandler
 from rpcengine.errors import ProtocolError
 from rpcengine.packages import require_own_package
 from transports.framing import LineDecoder
-from transports.link import SocketLink
+from transports.link import MAX_FRAMES_PER_TURN, SocketLink
 from transports.listener import DEFAULT_BACKLOG, Listener, tune_socket
 from transports.session.client import ReconnectPolicy, open_session, refuse_calls
 from transports.session.config import SessionConfig
@@ -120,28 +120,55 @@ class TcpLink(SocketLink):
             self.report_partial(self._decoder.buffered > 0)
 
     def _deliver_pending(self) -> bool:
-        """Deliver the queued lines (may block, yielding); return False if the link closed or stopped reading."""
+        """Deliver the queued lines (may block, yielding); return False if the link closed or stopped reading.
+
+        Every :data:`~transports.link.MAX_FRAMES_PER_TURN` lines it lets the hub serve others once.
+        """
         lines = self._lines
         received = self.received
-        while lines:
-            received(lines.pop(0))
-            if self.closed or not self.reading:
-                return False
-        return True
+        done = 0
+        try:
+            while done < len(lines):
+                if done and not done % MAX_FRAMES_PER_TURN:
+                    self._next_turn()
+                    if self.closed or not self.reading:
+                        return False
+                line = lines[done]
+                done += 1
+                received(line)
+                if self.closed or not self.reading:
+                    return False
+            return True
+        finally:
+            del lines[:done]
 
     # -- reading in the hub (see SocketLink._park) -------------------------
 
     def _take_in_hub(self, data: bytes) -> bool:
         """Hub: split ``data`` into lines and deliver them while the receiver cannot block."""
         self._take(data)
+        return self._more_in_hub()
+
+    def _more_in_hub(self) -> bool:
+        """Hub: deliver the lines kept, a turn's worth at most, while the receiver cannot block."""
         lines = self._lines
-        while lines:
-            ready = self.ready
-            if ready is None or not ready():
-                return False
-            self.receiver(lines.pop(0))
-            if self.closed or not self.reading:
-                return False
+        if not lines:
+            return self._error is None
+        done = 0
+        try:
+            for line in lines:
+                ready = self.ready
+                if ready is None or not ready():
+                    return False
+                if done == MAX_FRAMES_PER_TURN:
+                    self._pause_turn()
+                    return True
+                done += 1
+                self.receiver(line)
+                if self.closed or not self.reading:
+                    return False
+        finally:
+            del lines[:done]
         return self._error is None
 
     def close_socket(self) -> None:

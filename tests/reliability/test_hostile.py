@@ -28,7 +28,7 @@ import gevent
 import gevent.subprocess
 import pytest
 from helpers.tcp import HELLO, RawClient, ServerProcess, wait_until
-from helpers.ws import RawWebSocket
+from helpers.ws import OP_PING, RawWebSocket, frame_bytes
 
 from rpcengine import RpcError
 from transports import websocket
@@ -314,3 +314,46 @@ def test_d8_readers_that_keep_up_get_every_broadcast_while_a_stalled_one_is_cut_
     for reader in readers:
         reader.close()
     stalled.close()
+
+
+#: Control messages in one flood burst (each alone costs the server a few microseconds).
+FLOOD = 10_000
+#: Bursts per flood test: the worst latency of the healthy client over all of them is what counts.
+FLOOD_BURSTS = 5
+
+
+def flood_and_check(send_burst: Any, healthy: Healthy) -> None:
+    """Send ``FLOOD_BURSTS`` bursts, each once the healthy client made a call since the last one."""
+    for _ in range(FLOOD_BURSTS):
+        calls = healthy.calls
+        send_burst()
+        wait_until(lambda calls=calls: healthy.calls > calls + 3, 10, 0.005, "the healthy client went on")
+
+
+def test_a_heartbeat_flood_does_not_stall_other_connections(served, figures) -> None:
+    """10,000 heartbeats ``[0,0]`` in one write (one recv of 60 KB): the hub serves others meanwhile."""
+    server, healthy = served()
+    flooder = RawClient(server.address)
+    flooder.handshake()
+    burst = b"[0,0]\n" * FLOOD
+    flood_and_check(lambda: flooder.send(burst), healthy)
+    flooder.send_message([2, 1, "echo", "after"])  # the flood's connection still works, in order
+    assert flooder.read_message()[2:] == [1, "after"]
+    flooder.close()
+    worst_ms = healthy.worst * 1000
+    figures.worst("hostile", "heartbeat_flood_healthy_worst_ms", worst_ms)
+    assert worst_ms <= 50, worst_ms
+
+
+def test_a_ping_flood_does_not_stall_other_connections(ws_served, figures) -> None:
+    """10,000 WebSocket pings in one write (one recv of 60 KB): the hub serves others meanwhile."""
+    url, healthy = ws_served()
+    flooder = RawWebSocket(url)
+    burst = frame_bytes(OP_PING) * FLOOD
+    flood_and_check(lambda: flooder.send(burst), healthy)
+    flooder.send_message([2, 1, "echo", "after"])  # pongs are skipped: the answer still comes
+    assert flooder.read_message(timeout=10)[2:] == [1, "after"]
+    flooder.close()
+    worst_ms = healthy.worst * 1000
+    figures.worst("hostile", "ping_flood_healthy_worst_ms", worst_ms)
+    assert worst_ms <= 50, worst_ms

@@ -31,7 +31,7 @@ from websockets.frames import BINARY, CLOSE, CONT, PING, PONG, TEXT, CloseCode, 
 from websockets.protocol import CLOSED, CONNECTING, OPEN, Protocol
 
 from rpcengine.errors import ConnectionLost, ProtocolError
-from transports.link import SocketLink
+from transports.link import MAX_FRAMES_PER_TURN, SocketLink
 from transports.session.config import SessionConfig
 from transports.websocket.protocol import (
     DEFAULT_MAX_FRAGMENTS,
@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 DEFAULT_CLOSE_TIMEOUT = 2.0
 
 _RECV_SIZE = 65536
+#: Bytes handed to the protocol's parser at once: what one read brought is parsed in pieces this big,
+#: so that a turn (see MAX_FRAMES_PER_TURN) ends after about as many frames even when they are tiny.
+FEED_SIZE = 4096
 
 
 class _Flush(bytes):
@@ -100,6 +103,10 @@ class WebSocketLink(SocketLink):
         #: What the peer speaks: ``"rpcengine"``, or ``"jsonrpc"`` (a ``/jsonrpc`` path, or that subprotocol).
         self.dialect = "rpcengine"
         self._pending = list(pending)
+        # What was read and not yet given to the parser (fed FEED_SIZE bytes at a time), and the
+        # frames the read loop handled since it last let the hub serve others.
+        self._unfed = b""
+        self._frames_this_turn = 0
         self._assembler = MessageAssembler(max_fragments)
         self._send_eof = False
         self._held: list[bytes] | None = None
@@ -233,9 +240,16 @@ class WebSocketLink(SocketLink):
                 if failed is not None:
                     self.close(failed)
                     return
-                if self._hub_eof:
+                if self._unfed:
+                    if self._frames_this_turn >= MAX_FRAMES_PER_TURN:
+                        self._frames_this_turn = 0
+                        self._next_turn()
+                        continue
+                    data = self._next_piece()
+                elif self._hub_eof:
                     data = b""
                 elif protocol.state is OPEN and self._hub_reading_possible():
+                    self._frames_this_turn = 0
                     self._park()
                     continue
                 else:
@@ -244,6 +258,9 @@ class WebSocketLink(SocketLink):
                     except OSError as exc:
                         self.close(f"read failed: {exc}")
                         return
+                    if len(data) > FEED_SIZE:
+                        self._unfed = data
+                        continue
                 if data:
                     protocol.receive_data(data)
                 else:
@@ -251,6 +268,7 @@ class WebSocketLink(SocketLink):
                 events = protocol.events_received()
                 # Bytes that made no frame yet: a frame is half received (it must complete in time).
                 self.report_partial(bool(data) and not events)
+                self._frames_this_turn += len(events)
                 self._process(events)
                 if not data:
                     break
@@ -261,16 +279,48 @@ class WebSocketLink(SocketLink):
         finally:
             self._finish()
 
+    def _next_piece(self) -> bytes:
+        """Take the next piece (``FEED_SIZE`` bytes at most) of what was read and not yet parsed."""
+        unfed = self._unfed
+        if len(unfed) <= FEED_SIZE:
+            self._unfed = b""
+            return unfed
+        self._unfed = unfed[FEED_SIZE:]
+        return unfed[:FEED_SIZE]
+
     def _take_in_hub(self, data: bytes) -> bool:
         """Hub: parse ``data``; deliver whole text messages while the receiver cannot block.
 
         Anything else (control frames, a frame the protocol answers
         itself, a parser error, a busy receiver) is handed to the read loop
-        with the frames not yet delivered.
+        with the frames not yet delivered (and the bytes not yet parsed).
+        More than ``FEED_SIZE`` bytes are parsed in pieces, and after
+        :data:`~transports.link.MAX_FRAMES_PER_TURN` frames the rest waits
+        until the hub served the other connections once.
         """
+        self._frames_this_turn = 0
+        if len(data) <= FEED_SIZE:
+            return self._parse_in_hub(data)
+        self._unfed = data
+        return self._more_in_hub()
+
+    def _more_in_hub(self) -> bool:
+        """Hub: parse and deliver what was read and not yet parsed, a turn's worth at most."""
+        while self._unfed:
+            if self._frames_this_turn >= MAX_FRAMES_PER_TURN:
+                self._frames_this_turn = 0
+                self._pause_turn()
+                return True
+            if not self._parse_in_hub(self._next_piece()):
+                return False
+        return True
+
+    def _parse_in_hub(self, data: bytes) -> bool:
+        """Hub: parse one piece of data and deliver the whole text messages it completes (see :meth:`_take_in_hub`)."""
         protocol = self.protocol
         protocol.receive_data(data)
         events: list[Any] = protocol.events_received()  # frames, once the handshake is done
+        self._frames_this_turn += len(events)
         self.report_partial(not events)
         if protocol.state is not OPEN or protocol.parser_exc is not None or protocol.writes:
             self._pending = events
