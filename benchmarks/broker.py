@@ -513,13 +513,16 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if "fanout" in rows:
                 for kind in ("rpc", "raw"):
+                    began = time.monotonic()
                     results[f"fanout-{kind}"] = run_fanout(kind, redis.url, f"f{kind}", clients, broadcasts, reps, pin)
-                    print(f"  fan-out {kind}: {results[f'fanout-{kind}']['broadcasts_per_s']:,.1f} broadcasts/s",
-                          flush=True)  # fmt: skip
+                    print(f"  fan-out {kind}: {results[f'fanout-{kind}']['broadcasts_per_s']:,.1f} broadcasts/s"
+                          f" ({time.monotonic() - began:.1f} s)", flush=True)  # fmt: skip
             if "queue" in rows:
                 for kind in ("rpc", "raw"):
+                    began = time.monotonic()
                     results[f"queue-{kind}"] = run_queue(kind, redis.url, f"q{kind}", calls, args.inflight, reps, pin)
-                    print(f"  queue {kind}: {results[f'queue-{kind}']['calls_per_s']:,.0f} calls/s", flush=True)
+                    print(f"  queue {kind}: {results[f'queue-{kind}']['calls_per_s']:,.0f} calls/s"
+                          f" ({time.monotonic() - began:.1f} s)", flush=True)
         finally:
             redis.stop()
     print()
