@@ -378,13 +378,16 @@ class Child:
             self.proc.wait()
 
 
+def redis_server_binary() -> str | None:
+    """The path of redis-server, or None."""
+    return shutil.which("redis-server") or ("/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None)
+
+
 class Redis:
     """A private redis-server on a Unix socket in a temporary folder (persistence off)."""
 
     def __init__(self, folder: Path, cpu: int | None) -> None:
-        binary = shutil.which("redis-server") or (
-            "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
-        )
+        binary = redis_server_binary()
         if binary is None:
             raise FileNotFoundError("redis-server is not installed (bash .ci/setup.sh --test installs it)")
         self.path = str(folder / "redis.sock")
@@ -521,8 +524,11 @@ def main(argv: list[str] | None = None) -> int:
                 for kind in ("rpc", "raw"):
                     began = time.monotonic()
                     results[f"queue-{kind}"] = run_queue(kind, redis.url, f"q{kind}", calls, args.inflight, reps, pin)
-                    print(f"  queue {kind}: {results[f'queue-{kind}']['calls_per_s']:,.0f} calls/s"
-                          f" ({time.monotonic() - began:.1f} s)", flush=True)
+                    print(
+                        f"  queue {kind}: {results[f'queue-{kind}']['calls_per_s']:,.0f} calls/s"
+                        f" ({time.monotonic() - began:.1f} s)",
+                        flush=True,
+                    )
         finally:
             redis.stop()
     print()
