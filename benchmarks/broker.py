@@ -293,7 +293,7 @@ def role_queue_caller(kind: str, url: str, prefix: str, queue: str, inflight: st
             while True:
                 found: Any = reader_client.xread({reply_key: last}, count=500, block=1000)
                 for _name, entries in found or ():
-                    for entry_id, fields in entries:
+                    for _entry_id, fields in entries:
                         message = ujson.loads(fields[b"m"])
                         result = waiting.pop(message[2], None)
                         if result is not None:
@@ -543,8 +543,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{rpc['deliveries_per_s'] / raw['deliveries_per_s']:.2f}"]))  # fmt: skip
     if "queue" in rows:
         rpc, raw = results["queue-rpc"], results["queue-raw"]
-        print(_row([f"queue: {calls} calls, {args.inflight} in flight, 1 worker (calls/s)", f"{rpc['calls_per_s']:,.0f}",
-                    f"{raw['calls_per_s']:,.0f}", f"{rpc['calls_per_s'] / raw['calls_per_s']:.2f}"]))  # fmt: skip
+        label = f"queue: {calls} calls, {args.inflight} in flight, 1 worker (calls/s)"
+        print(_row([label, f"{rpc['calls_per_s']:,.0f}", f"{raw['calls_per_s']:,.0f}",
+                    f"{rpc['calls_per_s'] / raw['calls_per_s']:.2f}"]))  # fmt: skip
     for name, result in results.items():
         for error in result["errors"]:
             print(f"\n{name}: {error}")
