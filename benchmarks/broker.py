@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def _commands() -> Any:
     """Yield the stdin lines (split) until EOF, reading through gevent."""
     from gevent.fileobject import FileObject
 
-    stdin = FileObject(sys.stdin.buffer, "rb")
+    stdin = FileObject(sys.stdin.buffer, "rb")  # type: ignore[arg-type]
     for line in stdin:
         words = line.decode().split()
         if words:
@@ -308,7 +309,7 @@ def role_queue_caller(kind: str, url: str, prefix: str, queue: str, inflight: st
             call_id = next(ids)
             result = waiting[call_id] = AsyncResult()
             deadline = int(time.time() * 1000) + 30_000
-            fields = {"m": ujson.dumps([2, call_id, "echo", seq]), "r": reply_key, "d": deadline}
+            fields: dict[Any, Any] = {"m": ujson.dumps([2, call_id, "echo", seq]), "r": reply_key, "d": deadline}
             client.xadd(stream, fields, maxlen=1_000_000, approximate=True)
             return result.get(timeout=30)
 
@@ -331,7 +332,7 @@ def role_queue_caller(kind: str, url: str, prefix: str, queue: str, inflight: st
             _out({"seconds": seconds, "calls": count, "errors": errors, "first_error": first})
 
 
-ROLES = {
+ROLES: dict[str, Callable[..., None]] = {
     "node": role_node,
     "raw-node": role_raw_node,
     "clients": role_clients,
