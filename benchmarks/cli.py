@@ -51,6 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin the server worker to CPU 1 and the client worker to CPU 0"
     )
+    parser.add_argument(
+        "--broker",
+        action="store_true",
+        help="run only the Redis broker rows (python -m benchmarks.broker; --quick applies)",
+    )
     return parser.parse_args(argv)
 
 
@@ -116,6 +121,12 @@ def _run_memory(available: dict[str, dict[str, Any]], settings: Settings) -> dic
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; return the exit status (0 unless no case ran)."""
     args = parse_args(argv)
+    if args.broker:
+        from benchmarks.broker import main as broker_main
+
+        return broker_main(
+            ["--quick"] * args.quick + ["--json", args.json] * bool(args.json) + ["--no-pin"] * args.no_pin
+        )
     settings = _settings(args)
     pinned = pin_workers(not args.no_pin)
     names = [n.strip() for n in args.systems.split(",")] if args.systems else list(SYSTEMS)
