@@ -251,7 +251,7 @@ def post_status(server: WebSocketServer, headers: Sequence[str], path: str = "/r
 
 @pytest.mark.parametrize("path", ["/rpc", "/jsonrpc"])
 def test_http_calls_are_same_origin_by_default_and_check_host(ws_server, path):
-    """D6 for plain HTTP: a cross-site POST gets 403, a DNS-rebinding Host 421, no Host 400; programs and the page work."""
+    """D6 for plain HTTP: a cross-site POST gets 403, a DNS-rebinding Host 421, no Host 400; programs, page work."""
     server = ws_server()
     host = f"Host: {local(server)}"
     assert post_status(server, [host, "Origin: https://evil.example"], path) == 403
