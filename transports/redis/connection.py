@@ -7,7 +7,7 @@ process is monkey-patched. The two classes here open a
 redis-py's pure-Python RESP parser (hiredis's read would block the hub)
 and no retry with ``time.sleep`` (the broker retries itself, with
 ``gevent.sleep``). :func:`redis_client` builds a ``redis.Redis`` on them
-from a ``redis://`` / ``rediss://`` / ``unix://`` URL or a socket path.
+from a ``redis://`` or ``unix://`` URL or a socket path (no ``rediss://``: no TLS to Redis yet).
 """
 
 from __future__ import annotations
