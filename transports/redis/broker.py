@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.event
-import redis
 from gevent.queue import Full, Queue
 
 from rpcengine.calls import Call
@@ -43,7 +42,7 @@ from rpcengine.engine import Engine
 from rpcengine.errors import ConnectionLost, EncodeError, ProtocolError, TooManyPendingRequests
 from rpcengine.messages import Error, Message
 from rpcengine.wire import error_data
-from transports.redis.connection import redis_client
+from transports.redis.connection import REDIS_ERRORS, redis_client, text_of
 from transports.redis.payloads import (
     BROADCAST,
     GONE,
@@ -69,8 +68,6 @@ __all__ = ["BrokerStats", "RedisBroker", "node_of"]
 
 log = logging.getLogger(__name__)
 
-#: Errors that mean "Redis cannot be reached right now".
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 #: Default bound on sessions of other nodes this node keeps an engine for.
 DEFAULT_MAX_REMOTE_SESSIONS = 10_000
 
@@ -264,10 +261,7 @@ class RedisBroker:
 
     def _deliver_locally(self, method: str, data: Any, timeout: float | None = None) -> BroadcastResult:
         """Deliver a broadcast to this node's sessions (every attached set)."""
-        results = [sessions.notify_local(method, data, timeout) for sessions in self._sets]
-        return BroadcastResult(
-            sum(results), closed=sum(r.closed for r in results), waited=sum(r.waited for r in results)
-        )
+        return BroadcastResult.total([sessions.notify_local(method, data, timeout) for sessions in self._sets])
 
     def _log_drop(self, text: str) -> None:
         """Log a dropped broadcast, at most once a second (with the running count)."""
@@ -402,7 +396,7 @@ class RedisBroker:
                 payload = decode_payload(self.codec, message["data"], self.max_payload)
             except BadPayload as exc:
                 self.stats.garbage_dropped += 1
-                log.warning("dropped a payload on %s: %s", _text(message.get("channel")), exc)
+                log.warning("dropped a payload on %s: %s", text_of(message.get("channel")), exc)
                 continue
             if payload.type == PROBE:
                 if payload.node == self.node_id and payload.seq == awaited:
@@ -510,7 +504,7 @@ class RedisBroker:
         found = []
         try:
             for key in self.client.scan_iter(match=f"{self.prefix}:alive:*", count=500):
-                found.append(_text(key).rsplit(":", 1)[-1])
+                found.append(text_of(key).rsplit(":", 1)[-1])
         except REDIS_ERRORS as exc:
             raise ConnectionLost(f"the broker is unreachable: {exc}") from None
         return sorted(found)
@@ -532,8 +526,3 @@ def _close_quietly(pubsub: Any) -> None:
         pubsub.close()
     except REDIS_ERRORS as exc:
         log.debug("closing the subscription: %s", exc)
-
-
-def _text(value: Any) -> str:
-    """Return bytes from Redis as text."""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -22,8 +22,10 @@ from redis._parsers import _RESP2Parser
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-__all__ = ["GeventConnection", "GeventUnixConnection", "connection_options", "redis_client"]
+__all__ = ["REDIS_ERRORS", "GeventConnection", "GeventUnixConnection", "connection_options", "redis_client", "text_of"]
 
+#: Errors that mean "Redis cannot be reached right now".
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 #: Seconds a connection attempt may take.
 DEFAULT_CONNECT_TIMEOUT = 2.0
 #: Seconds a command may wait for its answer (a subscriber reads with its own, shorter waits).
@@ -112,3 +114,8 @@ def redis_client(url: str, **overrides: Any) -> redis.Redis:
     options.update(overrides)
     pool = redis.ConnectionPool(**options)
     return redis.Redis(connection_pool=pool)
+
+
+def text_of(value: Any) -> str:
+    """Return a key, id or name from Redis (bytes) as text."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

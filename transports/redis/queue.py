@@ -38,7 +38,7 @@ from rpcengine.features import DEADLINE
 from rpcengine.messages import Error, Message, Notification, Request, Response
 from rpcengine.wire import error_data
 from transports.base import Transport
-from transports.redis.connection import redis_client
+from transports.redis.connection import REDIS_ERRORS, redis_client, text_of
 
 __all__ = ["GROUP", "QueueClientTransport", "QueueStats", "QueueWorker", "connect_queue", "queue_key"]
 
@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 
 #: The consumer group every worker of a queue reads in.
 GROUP = "workers"
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 #: Bound on each stream's length (approximate trimming): the queue, a reply stream, the dead letters.
 DEFAULT_MAX_QUEUE = 1_000_000
 _MAX_REPLIES = 100_000
@@ -365,7 +364,7 @@ class QueueWorker:
                 continue
             for _key, entries in found or ():
                 for entry_id, fields in entries:
-                    self._take(_text(entry_id), fields, 1)
+                    self._take(text_of(entry_id), fields, 1)
 
     def _recreate_group(self) -> None:
         """Create the group again (after the stream was deleted)."""
@@ -395,7 +394,7 @@ class QueueWorker:
                 log.info("queue %s: pending entries not checked: %s", self.queue, exc)
                 continue
             for item in pending:
-                entry_id = _text(item["message_id"])
+                entry_id = text_of(item["message_id"])
                 deliveries = int(item["times_delivered"])
                 try:
                     claimed: Any = self.client.xclaim(self.queue, GROUP, self.consumer, idle_ms, [entry_id])
@@ -408,7 +407,7 @@ class QueueWorker:
                         continue
                     self.stats.claimed += 1
                     log.info("queue %s: claimed entry %s (delivery %d)", self.queue, entry_id, deliveries + 1)
-                    self._take(_text(claimed_id), fields, deliveries + 1)
+                    self._take(text_of(claimed_id), fields, deliveries + 1)
 
     def _take(self, entry_id: str, fields: dict[bytes, bytes], deliveries: int) -> None:
         """Run one entry (blocks, yielding, while every handler slot is busy)."""
@@ -416,7 +415,7 @@ class QueueWorker:
         try:
             body = self.codec.decode(fields[b"m"])
             message = Message.from_list(body)
-            reply_key = _text(fields[b"r"]) if b"r" in fields else ""
+            reply_key = text_of(fields[b"r"]) if b"r" in fields else ""
             deadline = int(fields[b"d"]) if b"d" in fields else None
         except (KeyError, ProtocolError, ValueError) as exc:
             self._dead_letter(entry_id, fields, deliveries, f"invalid entry: {exc}", "", None)
@@ -518,8 +517,3 @@ class QueueWorker:
             pipe.execute()
         except (*REDIS_ERRORS, redis.ResponseError) as exc:
             log.warning("queue %s: entry %s not dead-lettered: %s", self.queue, entry_id, exc)
-
-
-def _text(value: Any) -> str:
-    """Return bytes from Redis as text."""
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -184,6 +184,11 @@ class BroadcastResult(int):
         result.dropped = dropped
         return result
 
+    @classmethod
+    def total(cls, results: list[BroadcastResult]) -> BroadcastResult:
+        """Return the sum of the results of one broadcast to several sets of sessions."""
+        return cls(sum(results), closed=sum(r.closed for r in results), waited=sum(r.waited for r in results))
+
     @property
     def delivered(self) -> int:
         """Sessions the notification was queued for."""

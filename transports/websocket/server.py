@@ -107,10 +107,7 @@ class SessionGroup:
         broker = next((sessions.broker for sessions in self._sets if sessions.broker is not None), None)
         if broker is not None:  # every path's sessions are the node's: one publish reaches them all
             return broker.notify(method, data, timeout)
-        results = [sessions.notify(method, data, timeout) for sessions in self._sets]
-        return BroadcastResult(
-            sum(results), closed=sum(r.closed for r in results), waited=sum(r.waited for r in results)
-        )
+        return BroadcastResult.total([sessions.notify(method, data, timeout) for sessions in self._sets])
 
 
 class WebSocketServer(Listener):

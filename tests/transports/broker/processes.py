@@ -41,6 +41,19 @@ def _first_line(process: subprocess.Popen, timeout: float) -> bytes:
     return line
 
 
+def _end(process: subprocess.Popen) -> None:
+    """End a helper process: close its stdin (it exits at EOF), SIGKILL it after 10 s; reap it."""
+    if process.poll() is not None:
+        return
+    assert process.stdin is not None
+    process.stdin.close()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
 class NodeProcess:
     """One broker node (a TcpServer with a RedisBroker) in its own process."""
 
@@ -65,13 +78,7 @@ class NodeProcess:
         """End the process (close its stdin; SIGKILL after 10 s) and reap it."""
         if self.process.poll() is None:
             self.control.close()
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        _end(self.process)
 
 
 class WorkerProcess:
@@ -102,15 +109,8 @@ class WorkerProcess:
         self.process.wait(10)
 
     def stop(self) -> None:
-        """End the process (close its stdin) and reap it."""
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.close()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        """End the process (close its stdin; SIGKILL after 10 s) and reap it."""
+        _end(self.process)
 
 
 class Listener:
