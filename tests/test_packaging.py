@@ -6,7 +6,7 @@
 * the wheel, built from a copy of the sources (``python -m build``, which
   fetches setuptools from the package index into its isolated build
   environment) and installed into a fresh virtual environment outside the
-  repository (pip fetches gevent and ujson from the package index; its
+  repository (pip fetches gevent, ujson and msgspec from the package index; its
   cache makes that fast after the first run), contains the licence file,
   runs ``rpcengine --help`` and the README's first Python example;
 * a foreign package named ``transports`` or ``dispatchers`` (as the

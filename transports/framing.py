@@ -25,6 +25,7 @@ def frame_line(payload: bytes) -> bytes:
 _WHITESPACE = b" \t\r"
 _BLANK = frozenset(_WHITESPACE)
 _CR = 0x0D
+_NEWLINE = 0x0A
 
 
 def _check_start(chunk: bytes) -> bool:
@@ -122,7 +123,7 @@ class LineDecoder:
 
     def _feed(self, data: bytes) -> list[bytes]:
         """Split ``data`` (after what is held) into whole lines; raise at a framing error."""
-        if b"\n" not in data:
+        if _NEWLINE not in data:  # (an int: `in` with a bytes needle costs a raised and cleared TypeError)
             if data:
                 self._hold(data)
             return []

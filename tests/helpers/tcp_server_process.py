@@ -5,7 +5,9 @@ port it listens on, then serves until killed. Methods: ``echo`` (returns its
 data), ``hang`` (never answers), ``connections`` (open connections now),
 ``slow`` (sleeps ``data`` seconds, counting the calls that started) and
 ``stats`` (resident memory, sessions, detached sessions, bytes queued, calls
-started, the largest outbox, sessions closed over the memory budget).
+started, the largest outbox, sessions closed over the memory budget or as
+slow consumers) and ``swamp`` (requests without a timeout to every other
+session, past ``max_pending``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import gevent
 
 from dispatchers import Registry
+from rpcengine import TooManyPendingRequests
 from transports.tcp import TcpServer
 
 
@@ -37,7 +40,7 @@ def main() -> None:
     def connections(request: Any) -> int:
         return len(server.links)
 
-    started = {"slow": 0, "slow_finished": 0, "closed_over_budget": 0}
+    started = {"slow": 0, "slow_finished": 0, "closed_over_budget": 0, "closed_slow_consumer": 0}
 
     @registry.register
     def slow(request: Any) -> Any:
@@ -47,6 +50,23 @@ def main() -> None:
         finally:
             started["slow_finished"] += 1
         return request.data
+
+    @registry.register
+    def swamp(request: Any) -> dict[str, int]:
+        """Start ``data`` requests with no timeout to every other session at once; say how many were refused.
+
+        The server's ``max_pending`` (1,024 per session by default) bounds them:
+        the rest raise TooManyPendingRequests at once.
+        """
+        refused = 0
+        others = [s for s in server.sessions if s.engine is not None and s.engine is not request.engine]
+        for session in others:
+            for _ in range(request.data):
+                try:
+                    session.engine.call("ping", None)
+                except TooManyPendingRequests:
+                    refused += 1
+        return {"refused": refused, "most_pending": max((s.engine.pending_count for s in others), default=0)}
 
     @registry.register
     def flood(request: Any) -> int:
@@ -82,11 +102,14 @@ def main() -> None:
             "largest_outbox": max((len(s.outbox) for s in server.sessions), default=0),
             "evicted": server.evicted_sessions,
             "closed_over_budget": started["closed_over_budget"],
+            "closed_slow_consumer": started["closed_slow_consumer"],
         }
 
     def ended(session: Any) -> None:
         if session.close_reason.startswith("memory budget exceeded"):
             started["closed_over_budget"] += 1
+        elif session.close_reason.startswith("slow consumer"):
+            started["closed_slow_consumer"] += 1
 
     server = TcpServer((host, port), registry, on_disconnect=ended, **options).start()
     print(server.address[1], flush=True)

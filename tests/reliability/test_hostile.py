@@ -206,14 +206,25 @@ def ws_served():
             process.wait(10)
 
 
-def test_d2_a_begun_websocket_frame_must_finish(ws_served, figures) -> None:
-    """A frame header announcing 1,000 bytes, then one byte every 0.2 s: closed at ``frame_timeout`` (± 1 s)."""
+@pytest.mark.parametrize("trickled", ["frame bytes", "whole fragments"])
+def test_d2_a_begun_websocket_message_must_finish(ws_served, figures, trickled: str) -> None:
+    """A message begun and trickled is closed at ``frame_timeout`` (± 1 s), whether by bytes or by whole fragments.
+
+    Bytes: a frame header announcing 1,000 bytes, then one byte every 0.2 s.
+    Fragments: a text frame without FIN, then a complete continuation frame
+    (without FIN) every 0.2 s; each is a whole frame, but the message never ends.
+    """
     url, healthy = ws_served(frame_timeout=2.0)
     trickler = RawWebSocket(url)
     trickler.send_message([2, 1, "echo", 1])
     assert trickler.read_message()[2:] == [1, 1]
     sock = trickler.sock
-    sock.sendall(bytes([0x81, 0x80 | 126]) + (1000).to_bytes(2, "big") + b"\0\0\0\0")  # text, masked, 1,000 bytes
+    if trickled == "frame bytes":
+        sock.sendall(bytes([0x81, 0x80 | 126]) + (1000).to_bytes(2, "big") + b"\0\0\0\0")  # text, masked, 1,000 bytes
+        piece = b"1"  # progress in bytes, never a whole frame
+    else:
+        sock.sendall(frame_bytes(0x1, b'[2,2,"echo",', fin=False))
+        piece = frame_bytes(0x0, b"1", fin=False)  # a whole continuation frame, never the last
     started = time.monotonic()
     received = b""
 
@@ -221,14 +232,14 @@ def test_d2_a_begun_websocket_frame_must_finish(ws_served, figures) -> None:
         try:
             while True:
                 gevent.sleep(0.2)
-                sock.sendall(b"1")  # progress in bytes, never a whole frame
+                sock.sendall(piece)
         except OSError:
             pass
 
     trickling = gevent.spawn(trickle)
     try:
         # Raw reads: a client protocol would answer a ping in the middle of the half-sent frame.
-        with gevent.Timeout(10, AssertionError("a half-sent frame was never closed")):
+        with gevent.Timeout(10, AssertionError("a half-sent message was never closed")):
             while b"\x88" not in received:  # the close frame (nothing else is sent meanwhile)
                 data = sock.recv(65536)
                 if not data:
@@ -240,7 +251,8 @@ def test_d2_a_begun_websocket_frame_must_finish(ws_served, figures) -> None:
     trickler.close()
     assert 2.0 - 1.0 <= closed_after <= 2.0 + 1.0, closed_after
     assert b"not completed within" in received, received
-    figures.add("hostile", "d2_half_ws_frame_closed_s", round(closed_after, 2))
+    label = "frame" if trickled == "frame bytes" else "fragments"
+    figures.add("hostile", f"d2_half_ws_{label}_closed_s", round(closed_after, 2))
     figures.worst("hostile", "d2_ws_healthy_worst_ms", healthy.worst * 1000)
 
 
@@ -259,6 +271,23 @@ def test_d5_a_stolen_session_id_gets_a_fresh_session(served) -> None:
     assert guessed.read_message()["resumed"] is False
     victim.send_message([2, 2, "echo", "still mine"])
     assert victim.read_message()[2:] == [2, "still mine"]
+
+
+def test_numbers_outside_the_json_grammar_never_reach_a_handler(served, figures) -> None:
+    """ujson's own decoder reads these as 0 or 0.0; the default codec refuses them, so ``slow`` never starts."""
+    server, healthy = served()
+    before = stats(healthy)["slow_started"]
+    for number in (b"-", b"00", b"0.", b"0.e0", b"-.0", b"-00"):
+        for handshaken in (False, True):
+            sender = RawClient(server.address)
+            if handshaken:
+                sender.handshake()
+            sender.send(b'[2,1,"slow",' + number + b"]\n")
+            _elapsed, messages = sender.wait_closed(2)
+            assert not any(isinstance(m, list) and m[:1] == [3] for m in messages), (number, messages)
+            sender.close()
+    assert stats(healthy)["slow_started"] == before, "a number outside the grammar reached the handler"
+    figures.worst("hostile", "off_grammar_numbers_healthy_worst_ms", healthy.worst * 1000)
 
 
 def test_d10_a_dead_client_is_seen_at_once_and_its_queued_requests_never_start(served, figures) -> None:
@@ -296,6 +325,18 @@ def test_d4_max_unacked_holds_for_any_number_of_concurrent_senders(served, figur
     silent.close(reset=True)
 
 
+def test_d4_server_to_client_requests_without_a_timeout_stop_at_max_pending(served, figures) -> None:
+    """2,000 requests with no timeout to a silent client: 1,024 wait (the server default), the rest fail at once."""
+    server, healthy = served()
+    silent = RawClient(server.address)
+    silent.handshake()  # then never answers
+    wait_until(lambda: stats(healthy)["sessions"] == 2, 5, 0.05, "both sessions up")
+    report = healthy.engine.request("swamp", 2000, timeout=10)
+    assert report == {"refused": 2000 - 1024, "most_pending": 1024}, report
+    figures.add("hostile", "d4_server_requests_pending_per_session", report["most_pending"])
+    silent.close(reset=True)
+
+
 def test_d8_readers_that_keep_up_get_every_broadcast_while_a_stalled_one_is_cut_off(served, figures) -> None:
     count = 100_000
     server, healthy = served(broadcast_timeout=2.0)
@@ -308,6 +349,8 @@ def test_d8_readers_that_keep_up_get_every_broadcast_while_a_stalled_one_is_cut_
     for seen in received:
         assert seen == list(range(count))
     assert report["closed"] >= 1, report
+    # The stalled reader cannot read its close reason (its socket is full of broadcasts): the server tells it.
+    wait_until(lambda: stats(healthy)["closed_slow_consumer"] >= 1, 10, 0.05, "closed as a slow consumer")
     figures.add("hostile", "d8_broadcasts_per_reader", count)
     figures.add("hostile", "d8_slow_consumers_closed", report["closed"])
     figures.worst("hostile", "d8_healthy_worst_ms", healthy.worst * 1000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -199,3 +200,84 @@ def test_message_fast_path_encodes_what_is_valid(codec: UjsonCodec) -> None:
         1,
         {"n": None, "1": "int key", "list": [1.5, None, {"a": True}]},
     ]
+
+
+# -- RFC 8259 exactly: what ujson's own decoder would let through is refused --------------------------
+
+#: Numbers outside the grammar that ujson reads (as 0, 1, 1.0, 100000.0, -0.5, ...), and others it refuses too.
+OFF_GRAMMAR_NUMBERS = [b"-", b"01", b"00", b"-01", b"1.", b"0.", b"1.e5", b"-.5", b".5", b"+1", b"1e", b"1.5e", b"0x10"]
+
+
+@pytest.mark.parametrize("number", OFF_GRAMMAR_NUMBERS, ids=lambda n: n.decode())
+def test_numbers_outside_the_grammar_are_refused(codec: UjsonCodec, number: bytes) -> None:
+    for document in (number, b"[" + number + b"]", b'[2,1,"echo",' + number + b"]", b'{"a":' + number + b"}"):
+        with pytest.raises(DecodeError):
+            codec.decode(document)
+    with pytest.raises(DecodeError):  # also far into a long document full of number-like strings
+        codec.decode(padded(number))
+
+
+@pytest.mark.parametrize(
+    "text", [b"0", b"-0", b"0.5", b"-0.0", b"1e05", b"1E+5", b"1e-5", b"10", b"105", b"1.05", b"0e1", b"-0.0e-0"]
+)
+def test_numbers_inside_the_grammar_pass(codec: UjsonCodec, text: bytes) -> None:
+    assert codec.decode(b"[" + text + b"]") == [json.loads(text)]
+    assert codec.decode(padded(text))[3][-1] == json.loads(text)
+
+
+#: Characters numbers are made of, and their neighbours in a document.
+NUMBER_ALPHABET = "-+.0123456789eE"
+
+
+def strict_number(text: str) -> object:
+    """Return what the standard library's strict decoder reads from ``text``, or None if it refuses it."""
+    try:
+        value = json.loads(text, parse_constant=lambda name: None)
+    except ValueError:
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@given(st.text(alphabet=NUMBER_ALPHABET, min_size=1, max_size=12))
+def test_a_number_is_accepted_exactly_when_the_grammar_allows_it(text: str) -> None:
+    expected = strict_number(text)
+    for cls in CODECS:
+        for document in (f"[{text}]", f'{{"k":[1,{text}]}}'):
+            if expected is None:
+                with pytest.raises(DecodeError):
+                    cls().decode(document.encode())
+            else:
+                value = cls().decode(document.encode())
+                assert (value[0] if isinstance(value, list) else value["k"][1]) == expected, (cls.name, document)
+
+
+@pytest.mark.parametrize("char", [0, 1, 9, 10, 13, 31], ids=lambda c: f"U+{c:04X}")
+def test_raw_control_characters_in_strings_are_refused(codec: UjsonCodec, char: int) -> None:
+    with pytest.raises(DecodeError):
+        codec.decode(b'["a' + bytes([char]) + b'b"]')
+    with pytest.raises(DecodeError):
+        codec.decode(b'{"a' + bytes([char]) + b'b":1}')
+    assert codec.decode(b'["a\\u%04xb"]' % char) == ["a" + chr(char) + "b"]  # escaped, it is fine
+
+
+def test_other_syntax_outside_the_grammar_is_refused(codec: UjsonCodec) -> None:
+    for document in [b"[1,]", b'{"a":1,}', b"[,1]", b"\xef\xbb\xbf[1]", b"[1]\x00", b"{a:1}", b"['a']", b"[1 2]"]:
+        with pytest.raises(DecodeError):
+            codec.decode(document)
+
+
+def test_integers_stay_exact_up_to_the_digit_limit() -> None:
+    codec = UjsonCodec()
+    assert codec.decode(b"[18446744073709551616]") == [2**64]
+    assert codec.decode(b"[-" + b"9" * 4000 + b"]") == [-int("9" * 4000)]
+    with pytest.raises(DecodeError):  # Python's own limit on str -> int conversion
+        codec.decode(b"[" + b"9" * 4301 + b"]")
+
+
+def test_a_str_document_is_read_as_its_utf8(codec: UjsonCodec) -> None:
+    assert codec.decode('["é",1]') == ["é", 1]
+    for document in ['["\ud800"]', "[01]", '["a\x01"]']:
+        with pytest.raises(DecodeError):
+            codec.decode(document)

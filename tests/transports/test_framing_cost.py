@@ -104,7 +104,8 @@ TRICKLE_SCRIPT = Path(__file__).parents[1] / "helpers" / "trickle_process.py"
 WRITE = 256
 PAUSE = 0.0001  # between rounds of writes: each write is about one wake-up of the server
 BLANKS = 1_048_556  # then REQUEST: the whole line stays under the 1 MiB default limit
-HOSTILE_CONNECTIONS = 4
+#: Hostile connections in the real-server test: one alone, and four at once (the issue's reproduction).
+HOSTILE_CONNECTIONS = (1, 4)
 
 
 def process_cpu(pid: int) -> float:
@@ -113,9 +114,9 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def trickle(address: tuple[str, int], stream: bytes) -> list[object]:
-    """Send ``stream`` on HOSTILE_CONNECTIONS connections from a child process; return the answers (yields)."""
-    command = [sys.executable, str(TRICKLE_SCRIPT), address[0], str(address[1]), str(HOSTILE_CONNECTIONS)]
+def trickle(address: tuple[str, int], stream: bytes, connections: int) -> list[object]:
+    """Send ``stream`` on ``connections`` connections from a child process; return the answers (yields)."""
+    command = [sys.executable, str(TRICKLE_SCRIPT), address[0], str(address[1]), str(connections)]
     process = gevent.subprocess.Popen([*command, str(WRITE), str(PAUSE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
         out, _ = process.communicate(stream, timeout=60)
@@ -127,8 +128,8 @@ def trickle(address: tuple[str, int], stream: bytes) -> list[object]:
     return [ujson.loads(answer) for answer in json.loads(out)]
 
 
-def run_phase(server, healthy, stream: bytes) -> tuple[float, float, int]:
-    """Trickle ``stream`` on HOSTILE_CONNECTIONS plain connections while ``healthy`` calls echo in a loop.
+def run_phase(server, healthy, stream: bytes, connections: int) -> tuple[float, float, int]:
+    """Trickle ``stream`` on ``connections`` plain connections while ``healthy`` calls echo in a loop.
 
     Returns the server's CPU seconds, the healthy client's worst latency, and how many calls it made.
     """
@@ -147,21 +148,24 @@ def run_phase(server, healthy, stream: bytes) -> tuple[float, float, int]:
     cpu_before = process_cpu(server.proc.pid)
     caller = gevent.spawn(call_in_a_loop)
     try:
-        answers = trickle(server.address, stream)
+        answers = trickle(server.address, stream, connections)
     finally:
         done.set()
         caller.get(timeout=10)
     cpu = process_cpu(server.proc.pid) - cpu_before
-    assert [answer[2:] for answer in answers] == [[1, 1]] * HOSTILE_CONNECTIONS, answers
+    assert [answer[2:] for answer in answers] == [[1, 1]] * connections, answers
     return cpu, max(latencies), len(latencies)
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads a process's CPU time from /proc")
-def test_partial_megabyte_lines_cost_the_server_little_and_do_not_delay_others(tcp_server_process, tcp_connect) -> None:
-    """4 connections, 1 MiB of blanks each in 256-byte writes, then a request: at most 3x the CPU of whole lines.
+@pytest.mark.parametrize("connections", HOSTILE_CONNECTIONS)
+def test_partial_megabyte_lines_cost_the_server_little_and_do_not_delay_others(
+    tcp_server_process, tcp_connect, connections: int
+) -> None:
+    """1 or 4 connections, 1 MiB of blanks each in 256-byte writes, then a request: at most 3x the CPU of whole lines.
 
-    The server runs in a process of its own, and so do the four hostile
+    The server runs in a process of its own, and so do the hostile
     connections. The same number of 256-byte writes carrying complete
     (blank) lines is the reference; the CPU of each is the server
     process's own. A healthy client calling echo meanwhile sees a worst
@@ -173,10 +177,11 @@ def test_partial_megabyte_lines_cost_the_server_little_and_do_not_delay_others(t
     assert healthy.request("echo", "warm", timeout=5) == "warm"
     partial = b" " * BLANKS + REQUEST
     complete = (b" " * (WRITE - 1) + b"\n") * (BLANKS // WRITE) + REQUEST
-    complete_cpu, complete_worst, complete_calls = run_phase(server, healthy, complete)
-    partial_cpu, partial_worst, partial_calls = run_phase(server, healthy, partial)
+    complete_cpu, complete_worst, complete_calls = run_phase(server, healthy, complete, connections)
+    partial_cpu, partial_worst, partial_calls = run_phase(server, healthy, partial, connections)
     print(
-        f"server CPU: complete lines {complete_cpu:.3f} s, partial lines {partial_cpu:.3f} s; healthy client"
+        f"{connections} connection(s): server CPU: complete lines {complete_cpu:.3f} s,"
+        f" partial lines {partial_cpu:.3f} s; healthy client"
         f" worst latency {complete_worst * 1e3:.1f} ms ({complete_calls} calls),"
         f" {partial_worst * 1e3:.1f} ms ({partial_calls} calls)"
     )

@@ -266,8 +266,8 @@ class WebSocketLink(SocketLink):
                 else:
                     protocol.receive_eof()
                 events = protocol.events_received()
-                # Bytes that made no frame yet: a frame is half received (it must complete in time).
-                self.report_partial(bool(data) and not events)
+                # A frame, or a fragmented message, is half received: it must complete in time.
+                self.report_partial(self._half_received(data, events))
                 self._frames_this_turn += len(events)
                 self._process(events)
                 if not data:
@@ -321,7 +321,7 @@ class WebSocketLink(SocketLink):
         protocol.receive_data(data)
         events: list[Any] = protocol.events_received()  # frames, once the handshake is done
         self._frames_this_turn += len(events)
-        self.report_partial(not events)
+        self.report_partial(self._half_received(data, events))
         if protocol.state is not OPEN or protocol.parser_exc is not None or protocol.writes:
             self._pending = events
             return False
@@ -336,6 +336,25 @@ class WebSocketLink(SocketLink):
                 self._pending = events[index + 1 :]
                 return False
         return True
+
+    def _half_received(self, data: bytes, events: list[Any]) -> bool:
+        """Whether a frame or a message is begun and not complete once ``events`` (parsed from ``data``) are handled.
+
+        Bytes that made no frame are a frame begun; a last data frame
+        without FIN is a message begun (its fragments may each be whole,
+        but the message must still be done within ``frame_timeout``).
+        Control frames between fragments change nothing.
+        """
+        if not events:
+            return bool(data) or self._assembler.in_progress
+        last = events[-1]
+        if last.opcode is TEXT:  # the common case: one whole text frame
+            return not last.fin
+        for frame in reversed(events):
+            opcode = frame.opcode
+            if opcode is TEXT or opcode is BINARY or opcode is CONT:
+                return not frame.fin
+        return self._assembler.in_progress
 
     def _process(self, events: list[Any]) -> None:
         """Act on what the protocol made of the latest data: frames, its own answers, an error."""

@@ -127,6 +127,11 @@ class MessageAssembler:
                 raise MessageRefused(f"text message is not UTF-8: {exc.reason}", CloseCode.INVALID_DATA) from None
         return opcode, data
 
+    @property
+    def in_progress(self) -> bool:
+        """Whether a fragmented message is begun and not yet complete."""
+        return self._parts is not None
+
     def _check(self, data: bytes, final: bool) -> None:
         """Check the next fragment of a text message; raise MessageRefused (1007) if it is not UTF-8."""
         assert self._utf8 is not None
