@@ -255,7 +255,10 @@ class Engine:
             timeout = self.default_timeout
         if _HANDLER_DEADLINES:
             timeout = self._within_handler_deadline(timeout)
-        ident = self.next_message_id()
+        ident = self._last_message_id + 1  # (next_message_id, inline: the per-call path)
+        if ident > MAX_MESSAGE_ID:
+            ident = 1
+        self._last_message_id = ident
         request = Request(ident, method, data)
         if window is not None:
             request.window = window
@@ -647,7 +650,11 @@ class Engine:
                 # The id is taken only once the handler has returned: ids must reach the wire in
                 # increasing order (a session transport drops a lower id as a duplicate), and the
                 # handler may yield while other messages are numbered and sent.
-                reply = Response(self.next_message_id(), request.message_id, result)
+                ident = self._last_message_id + 1  # (next_message_id, inline: the per-call path)
+                if ident > MAX_MESSAGE_ID:
+                    ident = 1
+                self._last_message_id = ident
+                reply = Response(ident, request.message_id, result)
             except MethodNotFound as exc:
                 reply = Error(self.next_message_id(), request.message_id, _method_not_found_data(exc))
             except RequestException as exc:

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 _RECV_SIZE = 65536
 _NEWLINE = ord("\n")
+_CR = ord("\r")
+#: Bytes a blank line may start with (a line that starts otherwise is not blank).
+_LINE_START_BLANK = frozenset(b" \t\r")
 
 
 class TcpLink(SocketLink):
@@ -145,7 +148,28 @@ class TcpLink(SocketLink):
     # -- reading in the hub (see SocketLink._park) -------------------------
 
     def _take_in_hub(self, data: bytes) -> bool:
-        """Hub: split ``data`` into lines and deliver them while the receiver cannot block."""
+        """Hub: split ``data`` into lines and deliver them while the receiver cannot block.
+
+        The common read, one whole line with nothing held before it, is
+        delivered without the decoder; a line ending in CR LF, one that may
+        be blank and one over ``max_line`` take the decoder's path.
+        """
+        last = len(data) - 1
+        if (
+            not self._lines
+            and not self.partial
+            and data.find(_NEWLINE) == last
+            and 0 < last <= self.max_line
+            and data[0] not in _LINE_START_BLANK
+            and data[last - 1] != _CR
+        ):
+            line = data[:last]
+            ready = self.ready
+            if ready is None or not ready():
+                self._lines.append(line)
+                return False
+            self.receiver(line)
+            return not self.closed and self.reading
         self._take(data)
         return self._more_in_hub()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import ssl
@@ -251,3 +252,44 @@ def test_plain_client_notifications_sent_right_before_close_are_delivered(tcp_se
     client.close()
     wait_until(lambda: len(seen) == 3, timeout=5, what="the three notifications handled")
     assert seen == [0, 1, 2]
+
+
+def test_lines_read_one_at_a_time_take_the_same_rules_in_every_shape(tcp_server, tcp_raw) -> None:
+    """The hub delivers a read holding one whole line without the decoder; every other shape goes through it.
+
+    Each line is sent alone and answered before the next, so that each is one read:
+    plain, CR LF, leading blanks, blank lines, a line cut in two reads, and lines of
+    exactly ``max_message_size`` bytes and one byte more.
+    """
+    limit = 1024
+    server = tcp_server(max_message_size=limit)
+    client = tcp_raw(server.address)
+
+    def request(ident: int, data: object) -> bytes:
+        return b'[2,%d,"echo",%s]' % (ident, json.dumps(data).encode())
+
+    def answered(ident: int, data: object) -> None:
+        assert client.read_message()[2:] == [ident, data]
+
+    client.send(request(1, 1) + b"\n")
+    answered(1, 1)
+    client.send(request(2, 2) + b"\r\n")
+    answered(2, 2)
+    client.send(b"  " + request(3, 3) + b"\n")
+    answered(3, 3)
+    client.send(b"\n")
+    client.send(b" \t\r\n")
+    client.send(request(4, 4) + b"\n")
+    answered(4, 4)
+    line = request(5, "cut in two")
+    client.send(line[:7])
+    gevent.sleep(0.05)  # (two reads: the server must see the first half alone)
+    client.send(line[7:] + b"\n")
+    answered(5, "cut in two")
+    filler = "x" * (limit - len(request(6, "")))
+    assert len(request(6, filler)) == limit
+    client.send(request(6, filler) + b"\n")
+    answered(6, filler)
+    client.send(request(7, filler + "y") + b"\n")
+    _elapsed, messages = client.wait_closed(5)
+    assert not any(isinstance(m, list) and m[:1] == [3] for m in messages), messages
