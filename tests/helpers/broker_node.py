@@ -38,12 +38,24 @@ def _count_blocks(event: object) -> None:
         BLOCKS.append("".join(event.info)[:2000])
 
 
+#: Seconds a node's liveness key lives (short, so that a frozen node is seen as gone quickly).
+LIVENESS_TTL = 1.0
+
+
 def main() -> None:
     """Serve one node until stdin closes."""
     url, prefix = sys.argv[1], sys.argv[2]
     gevent.events.subscribers.append(_count_blocks)
     gevent.get_hub().start_periodic_monitoring_thread()
-    broker = RedisBroker(url, prefix, probe_interval=0.2, probe_timeout=0.5, max_reconnect_delay=0.5).start()
+    broker = RedisBroker(
+        url,
+        prefix,
+        probe_interval=0.2,
+        probe_timeout=0.5,
+        max_reconnect_delay=0.5,
+        liveness_interval=0.2,
+        liveness_ttl=LIVENESS_TTL,
+    ).start()
     registry = Registry()
 
     @registry.register

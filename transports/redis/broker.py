@@ -162,7 +162,7 @@ class RedisBroker:
         self.subscribed = False
         self.broadcast_channel = f"{prefix}:broadcast"
         self.node_channel = self.channel_of(self.node_id)
-        self.alive_key = f"{prefix}:alive:{self.node_id}"
+        self.alive_key = self.alive_key_of(self.node_id)
         self._sets: list[SessionSet] = []
         self._inbox: Queue = Queue(maxsize=inbox_size)
         self._outbox: Queue = Queue()
@@ -474,30 +474,59 @@ class RedisBroker:
             gevent.sleep(self.liveness_interval)
 
     def _watch_loop(self) -> None:
-        """Fail calls in flight to a node whose subscription is gone (seen twice in a row)."""
+        """Fail calls in flight to a node that is gone.
+
+        A node is gone when its subscription is gone (seen twice in a row:
+        the process ended and its sockets closed), or when its liveness key
+        has been missing for ``liveness_ttl`` on top of its own expiry (the
+        process is frozen, or its machine vanished with the sockets open,
+        which Redis would only notice at its TCP keepalive). The extra
+        ``liveness_ttl`` lets live nodes write their keys again after a
+        Redis restart lost them.
+        """
         missing: dict[str, int] = {}
+        absent_since: dict[str, float] = {}
         while self._running:
             gevent.sleep(self.watch_interval)
             nodes = sorted({e.transport.node for e in self._remote.values() if e.pending_count})  # type: ignore[attr-defined]
             if not nodes:
                 missing.clear()
+                absent_since.clear()
                 continue
             try:
-                counts = dict(self.client.pubsub_numsub(*(self.channel_of(n) for n in nodes)))
+                with self.client.pipeline(transaction=False) as pipe:
+                    pipe.pubsub_numsub(*(self.channel_of(n) for n in nodes))
+                    for node in nodes:
+                        pipe.exists(self.alive_key_of(node))
+                    counts_list, *present = pipe.execute()
             except REDIS_ERRORS:
                 continue  # Redis down: the calls end by their timeouts
-            for node in nodes:
+            counts = dict(counts_list)
+            now = time.monotonic()
+            for node, exists in zip(nodes, present, strict=True):
+                reason = None
                 if int(counts.get(self.channel_of(node).encode(), 0)):
                     missing.pop(node, None)
-                    continue
-                missing[node] = missing.get(node, 0) + 1
-                if missing[node] >= 2:
-                    del missing[node]
-                    log.warning("node %s is gone: failing the calls in flight to its sessions", node)
+                else:
+                    missing[node] = missing.get(node, 0) + 1
+                    if missing[node] >= 2:
+                        reason = "its subscription is gone"
+                if exists:
+                    absent_since.pop(node, None)
+                elif now - absent_since.setdefault(node, now) >= self.liveness_ttl:
+                    reason = "its liveness key expired"
+                if reason is not None:
+                    missing.pop(node, None)
+                    absent_since.pop(node, None)
+                    log.warning("node %s is gone (%s): failing the calls in flight to its sessions", node, reason)
                     for engine in [e for e in self._remote.values() if e.transport.node == node]:  # type: ignore[attr-defined]
                         _end_remote(engine, f"node {node} is gone")
 
     # -- looking ------------------------------------------------------------
+
+    def alive_key_of(self, node: str) -> str:
+        """Return the liveness key of ``node`` (``{prefix}:alive:{node}``)."""
+        return f"{self.prefix}:alive:{node}"
 
     def nodes(self) -> list[str]:
         """Return the ids of the nodes whose liveness key is present (yields; raises ConnectionLost)."""

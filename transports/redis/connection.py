@@ -79,6 +79,7 @@ def connection_options(url: str) -> dict[str, Any]:
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     options: dict[str, Any] = {
         "parser_class": _RESP2Parser,
+        "protocol": 2,  # (the parser's protocol: redis-py 8 would otherwise negotiate RESP3 with HELLO 3)
         "retry": _no_retry(),
         "socket_connect_timeout": DEFAULT_CONNECT_TIMEOUT,
         "socket_timeout": DEFAULT_SOCKET_TIMEOUT,

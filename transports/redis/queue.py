@@ -54,8 +54,18 @@ _MAX_DEAD = 100_000
 REPLY_TTL = 300
 
 
+#: What a queue's stream key ends with to name its dead letters.
+DEAD_SUFFIX = ":dead"
+
+
 def queue_key(prefix: str, name: str) -> str:
-    """Return the stream key of queue ``name``."""
+    """Return the stream key of queue ``name``.
+
+    Raises ValueError for an empty name and for one ending in ``:dead``,
+    which would share a stream with another queue's dead letters.
+    """
+    if not name or name.endswith(DEAD_SUFFIX):
+        raise ValueError(f"a queue name must be non-empty and must not end in {DEAD_SUFFIX!r}: {name!r}")
     return f"{prefix}:queue:{name}"
 
 
@@ -270,7 +280,7 @@ class QueueWorker:
         self.client, own_prefix = _client_of(target)
         self.prefix = prefix or own_prefix or "rpcengine"
         self.queue = queue_key(self.prefix, queue)
-        self.dead_key = f"{self.queue}:dead"
+        self.dead_key = self.queue + DEAD_SUFFIX
         self.consumer = consumer or f"worker-{secrets.token_hex(4)}"
         self.concurrency = concurrency
         self.claim_idle = claim_idle

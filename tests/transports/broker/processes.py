@@ -80,6 +80,14 @@ class NodeProcess:
             self.control.close()
         _end(self.process)
 
+    def freeze(self) -> None:
+        """SIGSTOP the process: its sockets stay open, it does nothing (a machine that vanished)."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT a frozen process."""
+        self.process.send_signal(signal.SIGCONT)
+
 
 class WorkerProcess:
     """One QueueWorker in its own process, logging each run to ``log``."""

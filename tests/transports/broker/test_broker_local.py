@@ -174,6 +174,23 @@ def test_redis_commands_yield_to_the_hub_without_monkey_patching(redis_url: str)
     assert len(ticks) >= 15, "the hub ran other greenlets while the command waited"
 
 
+def test_connections_speak_resp2_with_the_pure_python_parser(redis_url: str) -> None:
+    from redis._parsers import _RESP2Parser
+
+    from transports.redis import redis_client
+
+    client = redis_client(redis_url)
+    try:
+        assert client.client_info()["resp"] == "2"  # what the server says this connection speaks
+        connection = client.connection_pool.get_connection()
+        try:
+            assert isinstance(connection._parser, _RESP2Parser)
+        finally:
+            client.connection_pool.release(connection)
+    finally:
+        client.close()
+
+
 def test_a_killed_subscription_is_rebuilt_and_broadcasts_flow_again(nodes: list[Node], redis_server: Any) -> None:
     client, _ = nodes[1].connect()
     raw = redis.Redis(unix_socket_path=redis_server.path)

@@ -9,6 +9,7 @@ from pathlib import Path
 import gevent
 import pytest
 
+from tests.helpers.broker_node import LIVENESS_TTL
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.tcp import wait_until
 from tests.transports.broker.processes import Listener, NodeProcess
@@ -96,6 +97,30 @@ def test_a_call_from_node_a_reaches_a_client_of_node_c_and_a_killed_node_fails_c
     after = a.rpc("call_session", {"session": client.session_id, "method": "echo", "data": 1, "timeout": 10})
     assert after["error"] == "ConnectionLost" and after["took"] < 0.2, after
     _no_blocks(three_nodes)
+
+
+def test_calls_to_a_frozen_node_fail_once_its_liveness_key_expires(three_nodes: list[NodeProcess]) -> None:
+    """SIGSTOP keeps the frozen node's sockets open, so its subscription stays: only its liveness key tells.
+
+    The call in flight fails with ConnectionLost within two ``liveness_ttl``
+    (the key's expiry, then as long again) of the freeze, not at Redis's
+    TCP keepalive (300 s) nor at the call's own 60 s timeout.
+    """
+    a, _, c = three_nodes
+    client = Listener(c.port)
+    in_flight = gevent.spawn(
+        a.rpc, "call_session", {"session": client.session_id, "method": "slow", "data": 30, "timeout": 60}, 60
+    )
+    wait_until(lambda: client.started == 1, 10, what="the slow call reached the client")
+    frozen_at = time.time()
+    c.freeze()
+    try:
+        failed = in_flight.get(timeout=20)
+    finally:
+        c.thaw()
+    assert failed["error"] == "ConnectionLost", failed
+    lag = failed["ended"] - frozen_at
+    assert lag <= 2 * LIVENESS_TTL + 0.5, f"the call in flight failed {lag:.3f} s after the freeze"
 
 
 def test_broadcasts_flow_again_within_5_s_after_redis_restarts(tmp_path: Path) -> None:

@@ -139,3 +139,11 @@ def test_a_redis_client_is_a_target_too(redis_url: str) -> None:
         caller.close()
         worker.stop(1.0)
         client.close()
+
+
+@pytest.mark.parametrize("name", ["", "jobs:dead"])
+def test_a_queue_name_that_would_share_a_stream_is_refused(redis_url: str, name: str) -> None:
+    with pytest.raises(ValueError, match="queue name"):
+        connect_queue(redis_url, name, prefix="t")
+    with pytest.raises(ValueError, match="queue name"):
+        QueueWorker(redis_url, name, Work().registry, prefix="t")
