@@ -86,6 +86,8 @@ MAX_EARLY_CANCELS = 1024
 
 # The thread id, unpatched: a monkey-patched threading would name greenlets instead of threads.
 _get_ident: Callable[[], int] = get_original("_thread", "get_ident")
+#: Taken (by any thread, briefly, never across a yield) to make an engine's queue of handed-over calls once.
+_SUBMISSIONS_MADE = get_original("_thread", "allocate_lock")()
 
 # An inbound request's progress (Request._state): not tracked (no cancel feature, no deadline),
 # queued for a worker, running, answered (or to be answered without running).
@@ -162,11 +164,13 @@ class Engine:
         self._inbound_deadlines: Deadlines | None = None
         self._highest_inbound = -1
         self._early_cancels: dict[int, None] = {}
-        # Calls and notifications handed over by other threads, taken by one greenlet here.
-        self._submissions: deque[tuple[Future[Any], bool, str, Any, float | None]] = deque()
+        # Calls and notifications handed over by other threads, taken by one greenlet here. Made at the
+        # first hand-over, as is the queue of Cancels below at the first Cancel: an empty deque costs
+        # 760 bytes, twice per connection.
+        self._submissions: deque[tuple[Future[Any], bool, str, Any, float | None]] | None = None
         self._submitter: gevent.Greenlet[Any, Any] | None = None
         # Cancels and answers-without-running waiting for the one greenlet that sends them.
-        self._soon: deque[tuple[str | None, int, str | None]] = deque()
+        self._soon: deque[tuple[str | None, int, str | None]] | None = None
         self._sender: gevent.Greenlet[Any, Any] | None = None
         # Streams this side consumes (by request id) and produces (by the peer's request id).
         self._streams_in: dict[int, Stream] = {}
@@ -391,13 +395,17 @@ class Engine:
         order): the hub (a timeout) and Call.cancel() must not block on the transport, and a peer that
         does not read holds up one greenlet and a queue of small tuples, not a greenlet per message.
         """
-        self._soon.append((kind, request_id, text))
+        soon = self._soon
+        if soon is None:
+            soon = self._soon = deque()
+        soon.append((kind, request_id, text))
         if self._sender is None:
             self._sender = gevent.spawn(self._send_queued)
 
     def _send_queued(self) -> None:
         """Send what :meth:`_send_soon` queued, in order, logging (never raising) what cannot go."""
         soon = self._soon
+        assert soon is not None  # (made before this greenlet is started)
         try:
             while soon and not self.closed:
                 kind, request_id, text = soon.popleft()
@@ -449,6 +457,11 @@ class Engine:
         if self.closed:
             raise ConnectionLost("the transport is closed")
         submissions = self._submissions
+        if submissions is None:
+            with _SUBMISSIONS_MADE:  # (another thread may be making it too)
+                if self._submissions is None:
+                    self._submissions = deque()
+                submissions = self._submissions
         if len(self._pending) + len(submissions) >= self.max_pending:
             raise TooManyPendingRequests(f"{len(self._pending) + len(submissions)} requests are already pending")
         future: Future[Any] = Future()
@@ -472,6 +485,7 @@ class Engine:
     def _take_submissions(self) -> None:
         """Make the calls other threads handed over, in order (blocking, yielding, only for backpressure)."""
         submissions = self._submissions
+        assert submissions is not None  # (made before this greenlet is started)
         try:
             while submissions:
                 future, is_call, method, data, timeout = submissions.popleft()
@@ -500,7 +514,7 @@ class Engine:
     def _fail_submissions(self) -> None:
         """Fail every handed-over call not made yet (the engine closed)."""
         submissions = self._submissions
-        while submissions:
+        while submissions:  # (None: nothing was ever handed over)
             future = submissions.popleft()[0]
             _settle(future, None, ConnectionLost("the transport is closed"))
 
