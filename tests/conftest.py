@@ -11,6 +11,11 @@ import pytest
 from rpcengine import Engine
 from transports.memory import pair
 
+#: gevent reads each of its settings from the environment once, when first asked, and keeps it. Ask now, so
+#: that a test that sets GEVENT_* variables for the commands it starts (tests/cli/test_broker_cli.py) cannot
+#: turn gevent's hub-block monitor on in this process for every test that follows.
+MONITOR_AT_START = (gevent.config.monitor_thread, gevent.config.max_blocking_time)
+
 
 class HubErrors:
     """Errors the gevent hub reported (a greenlet died with an exception) during one test."""
@@ -64,3 +69,14 @@ def loopback() -> Iterator[tuple[Engine, Engine]]:
 
 # -- TCP transport tests: tcp_server, tcp_connect, tcp_raw, tcp_server_process, tcp_proxy (see tests/helpers/tcp.py)
 from helpers.tcp import tcp_connect, tcp_proxy, tcp_raw, tcp_server, tcp_server_process  # noqa: E402, F401
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse a run in which collecting the tests turned gevent's hub-block monitor on for this process.
+
+    Helper scripts that run as processes of their own (``tests/helpers/broker_node.py``)
+    turn it on when imported; a test module that imported one would make every later
+    test run under the monitor, whose reports cost time and fill the output.
+    """
+    if gevent.config.monitor_thread and not MONITOR_AT_START[0]:
+        raise pytest.UsageError("collecting the tests turned gevent.config.monitor_thread on (a helper was imported)")

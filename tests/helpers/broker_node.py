@@ -1,6 +1,6 @@
 """One broker node in a process of its own: a TcpServer with a RedisBroker, for the multi-process tests.
 
-Usage: ``python broker_node.py REDIS_URL PREFIX``. It runs gevent's hub-block
+Usage: ``python broker_node.py REDIS_URL PREFIX LIVENESS_TTL``. It runs gevent's hub-block
 monitor (0.1 s) and counts what it reports, prints one JSON line
 ``{"port": ..., "node": ...}`` once its subscription is up, then serves
 until its stdin closes or it is killed. Methods (for the test, on the
@@ -38,13 +38,9 @@ def _count_blocks(event: object) -> None:
         BLOCKS.append("".join(event.info)[:2000])
 
 
-#: Seconds a node's liveness key lives (short, so that a frozen node is seen as gone quickly).
-LIVENESS_TTL = 1.0
-
-
 def main() -> None:
     """Serve one node until stdin closes."""
-    url, prefix = sys.argv[1], sys.argv[2]
+    url, prefix, liveness_ttl = sys.argv[1], sys.argv[2], float(sys.argv[3])
     gevent.events.subscribers.append(_count_blocks)
     gevent.get_hub().start_periodic_monitoring_thread()
     broker = RedisBroker(
@@ -54,7 +50,7 @@ def main() -> None:
         probe_timeout=0.5,
         max_reconnect_delay=0.5,
         liveness_interval=0.2,
-        liveness_ttl=LIVENESS_TTL,
+        liveness_ttl=liveness_ttl,
     ).start()
     registry = Registry()
 

@@ -54,11 +54,15 @@ def _end(process: subprocess.Popen) -> None:
         process.wait(10)
 
 
+#: Seconds a node's liveness key lives (short, so that a frozen node is seen as gone quickly).
+LIVENESS_TTL = 1.0
+
+
 class NodeProcess:
     """One broker node (a TcpServer with a RedisBroker) in its own process."""
 
     def __init__(self, url: str, prefix: str) -> None:
-        self.process = _spawn("broker_node.py", url, prefix)
+        self.process = _spawn("broker_node.py", url, prefix, str(LIVENESS_TTL))
         ready = json.loads(_first_line(self.process, 30))
         self.port: int = ready["port"]
         self.node: str = ready["node"]

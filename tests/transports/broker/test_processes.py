@@ -9,10 +9,9 @@ from pathlib import Path
 import gevent
 import pytest
 
-from tests.helpers.broker_node import LIVENESS_TTL
 from tests.helpers.redis_server import RedisServer
 from tests.helpers.tcp import wait_until
-from tests.transports.broker.processes import Listener, NodeProcess
+from tests.transports.broker.processes import LIVENESS_TTL, Listener, NodeProcess
 
 pytestmark = pytest.mark.timeout(120)
 
