@@ -28,7 +28,7 @@ import gevent
 from dispatchers.method import MethodDispatcher
 from dispatchers.middleware import with_middleware
 from rpcengine.cli.connect import load_websocket, websocket_available
-from rpcengine.cli.demo_script import DemoClient, run_script
+from rpcengine.cli.demo_script import DemoClient, play, run_script
 from rpcengine.cli.demo_service import DemoService
 from rpcengine.cli.demo_web import DemoPageServer
 from rpcengine.cli.errors import ExitCode
@@ -46,15 +46,6 @@ HOST = "127.0.0.1"
 WS_PATH = "/demo"
 #: Seconds between alice's additions while the demo keeps running.
 TICK = 2.0
-
-
-def _outcome(func: Callable[..., object], *args: Any) -> Exception | None:
-    """Run ``func(*args)`` and return the exception it raised, or None (for a greenlet that must not die)."""
-    try:
-        func(*args)
-    except Exception as exc:
-        return exc
-    return None
 
 
 def _start(make: Callable[[int], Any], port: int) -> Any:
@@ -192,21 +183,5 @@ def run_demo(
     """
     demo = _Demo(base_port, out or sys.stdout, trace)
     stop = stop_requested()
-    try:
-        demo.start()
-        demo.print_header()
-        alice, bob = demo.connect_clients()
-        script = gevent.spawn(_outcome, run_script, alice, bob, demo.out)
-        waitables: list[Any] = [script, stop]
-        gevent.wait(waitables, count=1)
-        if not script.ready():
-            script.kill()
-            demo.say("interrupted")
-        elif script.value is not None:
-            raise script.value
-        elif keep_running > 0:
-            demo.keep_running(keep_running, stop, alice)
-    finally:
-        demo.stop()
-    demo.farewell()
+    play(demo, lambda alice, bob: run_script(alice, bob, demo.out), keep_running, stop)
     return ExitCode.OK

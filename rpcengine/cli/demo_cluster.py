@@ -39,7 +39,7 @@ from gevent import subprocess
 
 import rpcengine
 from rpcengine.cli.broker import broker_client, check_reachable, display_url
-from rpcengine.cli.demo_script import WAIT, DemoClient, show
+from rpcengine.cli.demo_script import WAIT, DemoClient, play, show
 from rpcengine.cli.errors import CliError, ExitCode
 from rpcengine.cli.signals import stop_requested
 from transports import tcp
@@ -79,6 +79,22 @@ def _end(process: Any, timeout: float = STOP_WAIT) -> None:
         process.wait(timeout)
 
 
+def private_redis_args(binary: str, socket_path: str, folder: Path) -> list[str]:
+    """Return the command line of a private redis-server: a Unix socket only, no persistence, a log in ``folder``."""
+    return [
+        binary,
+        "--port", "0",
+        "--unixsocket", socket_path,
+        "--unixsocketperm", "700",
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", str(folder),
+        "--daemonize", "no",
+        "--loglevel", "warning",
+        "--logfile", str(folder / "redis.log"),
+    ]  # fmt: skip
+
+
 class PrivateRedis:
     """The demo's own redis-server: a Unix socket in a temporary folder, no TCP port, no persistence."""
 
@@ -92,18 +108,7 @@ class PrivateRedis:
 
     def start(self) -> PrivateRedis:
         """Start redis-server and wait (yielding, bounded) until it answers PING; raise CliError (exit 4) if not."""
-        args = [
-            self.binary,
-            "--port", "0",
-            "--unixsocket", self.path,
-            "--unixsocketperm", "700",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(self.folder),
-            "--daemonize", "no",
-            "--loglevel", "warning",
-            "--logfile", str(self.folder / "redis.log"),
-        ]  # fmt: skip
+        args = private_redis_args(self.binary, self.path, self.folder)
         try:
             self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         except OSError as exc:
@@ -242,15 +247,6 @@ def run_cluster_script(alice: DemoClient, bob: DemoClient, nodes: list[ClusterNo
     greeting = a.request("greet", session, timeout=WAIT)
     say(f"   node 1 asked bob through Redis: {', '.join(bob.asked)}() -> {show(bob.name)}")
     say(f"   answer: {show(greeting)}")
-
-
-def _outcome(func: Callable[..., object], *args: Any) -> Exception | None:
-    """Run ``func(*args)`` and return the exception it raised, or None (for a greenlet that must not die)."""
-    try:
-        func(*args)
-    except Exception as exc:
-        return exc
-    return None
 
 
 def _opener(address: tuple[str, int]) -> Callable[[Any], Any]:
@@ -393,21 +389,5 @@ def run_cluster_demo(
     """
     cluster = _Cluster(broker_url, base_port, out or sys.stdout, trace, log_level)
     stop = stop_requested()
-    try:
-        cluster.start()
-        cluster.print_header()
-        alice, bob = cluster.connect_clients()
-        script = gevent.spawn(_outcome, run_cluster_script, alice, bob, cluster.nodes, cluster.out)
-        waitables: list[Any] = [script, stop]
-        gevent.wait(waitables, count=1)
-        if not script.ready():
-            script.kill()
-            cluster.say("interrupted")
-        elif script.value is not None:
-            raise script.value
-        elif keep_running > 0:
-            cluster.keep_running(keep_running, stop, alice)
-    finally:
-        cluster.stop()
-    cluster.farewell()
+    play(cluster, lambda alice, bob: run_cluster_script(alice, bob, cluster.nodes, cluster.out), keep_running, stop)
     return ExitCode.OK

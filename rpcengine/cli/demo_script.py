@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TextIO
 
+import gevent
 from gevent.queue import Empty, Queue
 
 from dispatchers import Registry
@@ -117,3 +118,40 @@ def run_script(alice: DemoClient, bob: DemoClient, out: TextIO) -> None:
     say("7. introspection: bob asks rpcengine.describe what the server offers")
     for method in b.request("rpcengine.describe", timeout=WAIT):
         say(f"   {method['name']:<6} {method['doc']}")
+
+
+def _outcome(func: Callable[..., object], *args: Any) -> Exception | None:
+    """Run ``func(*args)`` and return the exception it raised, or None (for a greenlet that must not die)."""
+    try:
+        func(*args)
+    except Exception as exc:
+        return exc
+    return None
+
+
+def play(demo: Any, script: Callable[[DemoClient, DemoClient], object], keep_running: float, stop: Any) -> None:
+    """Start ``demo``, run ``script(alice, bob)`` until it ends or ``stop`` is set, then stop ``demo``.
+
+    Blocks (yields). ``demo`` is the one-process demo or the cluster (both have
+    ``start``, ``print_header``, ``connect_clients``, ``say``, ``keep_running``,
+    ``stop`` and ``farewell``); ``stop`` is the Event a signal sets. With
+    ``keep_running`` the servers stay up that many seconds after the script.
+    Re-raises what the script raised.
+    """
+    try:
+        demo.start()
+        demo.print_header()
+        alice, bob = demo.connect_clients()
+        runner = gevent.spawn(_outcome, script, alice, bob)
+        waitables: list[Any] = [runner, stop]
+        gevent.wait(waitables, count=1)
+        if not runner.ready():
+            runner.kill()
+            demo.say("interrupted")
+        elif runner.value is not None:
+            raise runner.value
+        elif keep_running > 0:
+            demo.keep_running(keep_running, stop, alice)
+    finally:
+        demo.stop()
+    demo.farewell()

@@ -16,6 +16,8 @@ from pathlib import Path
 import gevent
 from gevent import socket, subprocess
 
+from rpcengine.cli.demo_cluster import private_redis_args
+
 __all__ = ["RedisServer", "redis_server_binary"]
 
 
@@ -39,18 +41,7 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start it and wait (yielding) until it answers PING."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        args = [
-            redis_server_binary(),
-            "--port", "0",
-            "--unixsocket", self.path,
-            "--unixsocketperm", "700",
-            "--save", "",
-            "--appendonly", "no",
-            "--dir", str(self.folder),
-            "--daemonize", "no",
-            "--loglevel", "warning",
-            "--logfile", str(self.folder / "redis.log"),
-        ]  # fmt: skip
+        args = private_redis_args(redis_server_binary(), self.path, self.folder)
         self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
