@@ -42,6 +42,14 @@ def shout(request, call_next):
 
 wrapped = with_middleware(dispatcher, shout)
 number = 5
+
+
+class Heap:
+    def rpc_frozen(self, request):
+        """Return how many objects gc.freeze() moved out of full collections, and whether gc is on."""
+        import gc
+
+        return {"frozen": gc.get_freeze_count(), "enabled": gc.isenabled()}
 '''
 
 FUNCTIONS = '''
@@ -128,6 +136,13 @@ def test_serve_a_handler_with_middleware(serving: Callable[..., str]) -> None:
 
 def test_serve_a_class_with_rpc_methods_as_before(serving: Callable[..., str]) -> None:
     assert call(serving("handlers_mod:Service"), "ping") == "pong"
+
+
+def test_serve_freezes_its_start_up_heap_and_keeps_collecting(serving: Callable[..., str]) -> None:
+    report = call(serving("handlers_mod:Heap"), "frozen")
+    assert isinstance(report, dict)
+    assert report["frozen"] > 10_000, report  # the modules, the handler and the listener, made before serving
+    assert report["enabled"] is True  # what the calls make is still collected
 
 
 def test_serve_a_modules_functions(serving: Callable[..., str]) -> None:
